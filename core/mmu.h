@@ -121,8 +121,9 @@ struct mmu_pde {
  *   -ERANGE  a number too big for its field: an address (PFN or table PA),
  *            kind, peer id or comptagline;
  *   -EINVAL  something the format cannot express at all: a PEER PDE, an
- *            unknown aperture or kind, a flag the version lacks (v2 acd,
- *            v3 encrypted/comptagline), a peer id without the PEER aperture,
+ *            unknown aperture or kind, a flag the entry lacks (v2 acd,
+ *            v3 encrypted/comptagline, v2 dual NO_ATS beside a big table),
+ *            a peer id without the PEER aperture,
  *            a misaligned table address (4 KiB; 256 B for a big half), an
  *            absent PDE with an address or uncached set, a present one
  *            marked sparse, MMU_PTE_OTHER. *raw is untouched on error.
@@ -138,7 +139,8 @@ void mmu_pde_decode(const struct mmu_fmt *f, uint64_t raw, struct mmu_pde *pde, 
 /* Dual PDE: big half -> lo (address >> 8 granularity), small -> hi.
  * v2 has a single NO_ATS bit (lo bit 5) for the whole entry: big->no_ats
  * and small->no_ats must then be equal (-EINVAL otherwise), and decode
- * reports it in both halves. */
+ * reports it in both halves. That bit is also inside the big half's
+ * address field, so it can be set only while the big half is absent. */
 int mmu_dual_encode(const struct mmu_fmt *f, const struct mmu_pde *big,
 		    const struct mmu_pde *small, uint64_t raw[2]);
 /* lo bit 0 set (a 2 MiB PTE in the low word) is reported through is_pte. */

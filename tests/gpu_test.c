@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "helper.h"
+#include "internal.h"
 #include "gpu.h"
 #include "pramin.h"
 #include "tlb.h"

@@ -83,6 +83,11 @@ int vt_main(int argc, char **argv, void (*register_fn)(void))
 {
 	unsigned int failed;
 
+	/* Library errors that tests provoke on purpose stay out of the output;
+	 * VMMFS_TEST_VERBOSE=1 shows them (and debug lines with =2). */
+	const char *verbose = getenv("VMMFS_TEST_VERBOSE");
+
+	vmmfs_log_set_stderr_level(verbose ? VMMFS_LOG_WARN + atoi(verbose) : -1);
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 2;
 	register_fn();

@@ -111,7 +111,11 @@ void vmmfs_sim_reset_counters(struct vmmfs_sim *sim);
 
 /* The GPU's MMU: translate va in the address space rooted at pdb (a VRAM
  * PA), through the TLB. access: 'r' or 'w' (a write to a read-only page
- * faults). */
+ * faults). Returns 0 with *out filled, or -EINVAL for another access.
+ * from_tlb: the outcome came from the leaf TLB (PDE-cache hits alone do not
+ * set it). Entries pointing at system or peer memory fault OUT_OF_VRAM (the
+ * simulator has none); an entry that reads the poison pattern faults
+ * BAD_ENCODING ("uninitialised VRAM"). The walk costs no BAR0 accesses. */
 enum vmmfs_sim_xlate_result {
 	VMMFS_SIM_XLATE_OK = 0,
 	VMMFS_SIM_XLATE_SPARSE,
@@ -134,8 +138,10 @@ struct vmmfs_sim_xlate {
 	uint64_t page_size;
 	bool read_only;
 	bool from_tlb;
-	int level;          /* fault: depth of the table (0 = root) */
-	uint32_t index;     /* fault: entry index there */
+	int level;          /* fault: depth of the table (0 = root; the 64 KiB
+			     * LPT counts at the PT's depth, its reason says
+			     * "LPT"); OK/SPARSE: where the leaf entry is */
+	uint32_t index;     /* entry index there */
 	char reason[96];    /* fault: for a person, e.g. "PD1[3]: entry not present" */
 };
 int vmmfs_sim_translate(struct vmmfs_sim *sim, uint64_t pdb, uint64_t va,
