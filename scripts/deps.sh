@@ -3,7 +3,7 @@
 # build, test and run. Safe to run again: it does nothing when all are there.
 set -euo pipefail
 
-need=(gcc make autoconf automake libtool pkg-config libfuse3-dev fuse3
+need=(gcc make autoconf automake libtool pkg-config libfuse3-dev fuse3 clang libclang-rt-14-dev
       libpci-dev pciutils libcunit1-dev python3 xxd)
 missing=()
 for p in "${need[@]}"; do
