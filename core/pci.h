@@ -16,6 +16,10 @@
  * reads all ones (-ENODEV), or whose resource0 cannot be mapped
  * (-EACCES/-EPERM: lockdown, iomem=relaxed). The chip check (unknown or
  * pre-Turing: -ENODEV) is done by the GPU layer above.
+ * Also: -EINVAL (malformed BDF or pci_access, or a method without BAR0
+ * access such as dump), -ENODEV (no such device, not an NVIDIA GPU
+ * function), -EIO (libpci failed: err has its message), -ENOMEM, -EMFILE
+ * (16 BAR0 mappings already open). err may be NULL.
  * Returns 0 and fills be (ops + priv). */
 int vmmfs_pci_open(const char *bdf, const char *pci_access, struct vmmfs_backend *be,
 		   char *err, size_t errlen);

@@ -121,8 +121,9 @@ int vmmfs_gpu_hw_translate(struct vmmfs_gpu *gpu, uint64_t pdb, uint64_t va,
  * address and size, and whether vmmfs can drive it and why not.
  * pci_access: "METHOD[:PATH]" (e.g. "dump:tests/data/x.dump",
  * "linux-sysfs:/tmp/fake/sys/bus/pci"), NULL for libpci's default.
- * *text is malloc'ed. Returns the number of devices, or -EINVAL (unknown
- * method), -EIO (libpci failed; *text says why), -EOPNOTSUPP (no libpci). */
+ * *text is malloc'ed (also on -EINVAL and -EIO, where it says why).
+ * Returns the number of devices, or -EINVAL (unknown method), -EIO (libpci
+ * failed), -ENOMEM, -EOPNOTSUPP (no libpci). */
 int vmmfs_pci_list(const char *pci_access, char **text);
 
 #endif
