@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmmfs daemon: private state of one mount.
+ *
+ * The tree (DESIGN.md, "The mount") is a table of nodes of our own, found
+ * by inode number and by (parent, name) through two hash tables.
+ *
+ * Locking:
+ *   fs->lock     the tree: names, hashes, lists, lookup counts, open-file
+ *                handles and their reference counts, address-space use
+ *                counts. Never held across a VMM call.
+ *   node->map_lock  a mapping file's state and its struct vmmfs_mapping.
+ *                Taken after fs->lock when both are needed.
+ *   handle->lock a writer's parser (writes, flush and release of one open
+ *                file may arrive on different threads).
+ * VMM calls run without fs->lock; the VMM has its own locking.
+ *
+ * Lifetimes:
+ *   A node lives while it is in the tree, the kernel holds a lookup on it,
+ *   or an open handle / an operation in flight holds a reference.
+ *   An address space (struct fs_as) lives while a node points at it; its
+ *   VMM lives until rmdir (or unmount) and the last user (open handle,
+ *   operation in flight) is gone.
+ *   An open file (struct fs_handle, found by the id in fi->fh) lives until
+ *   release and until the last operation using it returns.
+ *   A mapping (struct vmmfs_mapping) is only touched under its node's
+ *   map_lock; rm takes it out under that lock before unmapping, so a reader
+ *   never sees a freed one.
+ */
+#ifndef VMMFS_FS_H
+#define VMMFS_FS_H
+
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <vmmfs/vmmfs.h>
+
+#include "mapfile.h"
+
+/* Limits, documented in vmmfs(8). */
+#define FS_MAX_NAME 128          /* bytes in an address-space or mapping name */
+#define FS_MAX_VAS 256           /* address spaces per mount */
+#define FS_MAX_MAPS 65536        /* mapping files per address space */
+
+enum fs_kind {
+	N_ROOT = 0,
+	N_README,
+	N_GPU_DIR,
+	N_GPU_ATTR,       /* gpu/<attr>, attr = enum fs_gpu_attr */
+	N_VRAM_DIR,
+	N_VRAM_RAW,
+	N_VRAM_USAGE,
+	N_VAS_DIR,
+	N_AS_DIR,         /* vas/NAME */
+	N_AS_PDB,
+	N_AS_MAPS,
+	N_AS_PAGETABLE,
+	N_AS_TRANSLATE,
+	N_AS_XLATE,       /* translate/0xVA: made by lookup, gone at forget */
+	N_AS_MEM,
+	N_AS_STATS,
+	N_STATS,
+	N_LOG,
+	N_MAPFILE,        /* maps/FILE */
+};
+
+enum fs_gpu_attr {
+	GPU_CHIPSET = 0,
+	GPU_ARCH,
+	GPU_MMU_VERSION,
+	GPU_VA_BITS,
+	GPU_VRAM_SIZE,
+	GPU_BACKEND,
+	GPU_NR_ATTRS,
+};
+
+enum fs_map_state {
+	MAP_WRITING = 0,  /* created, its writer has not closed it yet */
+	MAP_LIVE,         /* mapped */
+	MAP_GONE,         /* unmapped, or the map failed */
+};
+
+struct fs_as {
+	struct vmmfs_vmm *vmm;   /* NULL once destroyed */
+	struct fs_node *dir;     /* vas/NAME while it exists */
+	struct fs_node *maps;    /* its maps/ */
+	unsigned int node_refs;  /* nodes pointing here */
+	unsigned int users;      /* open handles and operations using vmm */
+	bool removed;            /* rmdir'ed or unmounting */
+	uint64_t nmaps;          /* mapping files, being written or live */
+};
+
+struct fs_node {
+	fuse_ino_t ino;
+	enum fs_kind kind;
+	char *name;
+	struct fs_node *parent;
+
+	/* listing: children in creation order */
+	struct fs_node *first_child, *last_child, *prev_sib, *next_sib;
+	/* hash chains */
+	struct fs_node *ino_next, *name_next;
+
+	uint64_t nlookup;        /* the kernel's references */
+	unsigned int refs;       /* open handles and operations in flight */
+	bool hashed;             /* found by (parent, name) */
+	bool listed;             /* shown by readdir */
+
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	struct timespec mtime, ctime;
+
+	struct fs_as *as;        /* nodes below vas/NAME */
+	unsigned int attr;       /* N_GPU_ATTR */
+	uint64_t va;             /* N_AS_XLATE */
+
+	/* N_MAPFILE */
+	pthread_mutex_t map_lock;
+	enum fs_map_state state;
+	struct vmmfs_mapping *mapping;
+	uint64_t written;        /* MAP_WRITING: bytes so far (st_size) */
+};
+
+/* A growable text buffer. Appends never fail: on allocation failure the
+ * buffer is marked (err = -ENOMEM) and further appends are dropped. */
+struct text {
+	char *buf;
+	size_t len, cap;
+	int err;
+};
+
+struct fs_handle;
+
+struct vmmfs_fs {
+	pthread_mutex_t lock;
+	struct vmmfs_gpu *gpu;
+	const struct vmmfs_gpu_info *info;
+	uint64_t vram_pages;
+	uint64_t va_size;
+	uid_t uid;
+	gid_t gid;
+	struct fuse_session *se;
+
+	fuse_ino_t next_ino;
+	struct fs_node **ino_tab;
+	size_t ino_cap, nnodes;
+	struct fs_node **name_tab;
+	size_t name_cap, nnames;
+
+	struct fs_node *root, *vas_dir;
+	unsigned int nvas;
+	struct fs_handle *handles; /* open files, freed at unmount if the kernel did not */
+	struct fs_handle **fh_tab; /* open files by id (fi->fh) */
+	size_t fh_cap, nfh;
+	uint64_t next_fh;
+};
+
+/* ---- tree.c ---------------------------------------------------------- */
+int fs_init(struct vmmfs_fs *fs, struct vmmfs_gpu *gpu);
+/* Destroys every address space (unmapping what is mapped) and frees the
+ * tree. The GPU stays open. */
+void fs_fini(struct vmmfs_fs *fs);
+
+/* Under fs->lock. */
+struct fs_node *fs_node_by_ino(struct vmmfs_fs *fs, fuse_ino_t ino);
+struct fs_node *fs_child(struct vmmfs_fs *fs, struct fs_node *dir, const char *name);
+struct fs_node *fs_node_new(struct vmmfs_fs *fs, struct fs_node *parent, const char *name,
+			    enum fs_kind kind, mode_t mode, bool listed);
+void fs_node_unlink(struct vmmfs_fs *fs, struct fs_node *n);
+int fs_node_rename(struct vmmfs_fs *fs, struct fs_node *n, struct fs_node *newparent,
+		   const char *newname);
+/* Frees n if nothing holds it any more. */
+void fs_node_maybe_free(struct vmmfs_fs *fs, struct fs_node *n);
+/* "vas/NAME/maps/FILE" into buf. */
+void fs_node_path(const struct fs_node *n, char *buf, size_t len);
+bool fs_node_is_dir(const struct fs_node *n);
+
+/* Address spaces. fs_as_create takes fs->lock itself. */
+int fs_as_create(struct vmmfs_fs *fs, const char *name, uid_t uid, gid_t gid,
+		 struct fs_node **dir);
+/* Under fs->lock: marks it removed and takes its nodes out of the tree.
+ * Returns the VMM to destroy after unlocking, or NULL if users remain. */
+struct vmmfs_vmm *fs_as_remove_locked(struct vmmfs_fs *fs, struct fs_as *as);
+/* A use of as->vmm: _get under fs->lock (fails if removed), _put takes
+ * fs->lock itself and destroys the VMM when the last user of a removed
+ * address space leaves. */
+bool fs_as_get_locked(struct fs_as *as);
+void fs_as_put(struct vmmfs_fs *fs, struct fs_as *as);
+
+int fs_name_check(const char *name);
+
+/* ---- text.c ---------------------------------------------------------- */
+void text_init(struct text *t);
+void text_free(struct text *t);
+/* Hands the buffer over (NUL-terminated); the text is empty afterwards. */
+char *text_take(struct text *t, size_t *len);
+void text_put(struct text *t, const char *s, size_t n);
+void text_puts(struct text *t, const char *s);
+void text_printf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void text_hex(struct text *t, uint64_t v, unsigned int width); /* 0x, zero-padded to width digits */
+void text_dec(struct text *t, uint64_t v);
+void text_kv_u64(struct text *t, const char *key, unsigned int width, uint64_t v);
+const char *text_page_size(uint64_t bytes); /* "4K", "64K", "2M", "512M", ... */
+
+/* Generates the content of a text node (everything but mem, vram/raw and
+ * mapping files being written). Returns 0 or a negative errno. */
+int fs_generate(struct vmmfs_fs *fs, struct fs_node *n, struct text *t);
+int text_mapping(struct text *t, const struct vmmfs_mapping *m);
+int text_pagetable(struct text *t, struct vmmfs_vmm *vmm);
+int text_translate(struct text *t, struct vmmfs_fs *fs, struct vmmfs_vmm *vmm, uint64_t va);
+void text_readme(struct text *t, const struct vmmfs_fs *fs);
+
+/* ---- ops.c ----------------------------------------------------------- */
+extern const struct fuse_lowlevel_ops vmmfs_oper;
+
+/* Frees the handles the kernel left open (a writer's parser, a use of an
+ * address space). Call after the session ended, before fs_fini. */
+void fs_handles_free(struct vmmfs_fs *fs);
+
+/* errno names for log lines ("ENOSPC") */
+const char *fs_errno_name(int err);
+
+#endif

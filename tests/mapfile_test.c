@@ -1,0 +1,612 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Mapping-file parser: grammar, every error with its errno, words split
+ * across pieces at every byte, comments, options, large inputs.
+ */
+#include "helper.h"
+#include "mapfile.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+#define VRAM_PAGES (1ull << 20)  /* 4 GiB of VRAM */
+#define VA_SIZE (1ull << 49)
+
+/* Feeds text cut at the given offsets (ascending) and finishes. Returns the
+ * first error, 0 on success. */
+static int parse_cut(struct vmmfs_mapfile *mf, const char *text, size_t len,
+		     const size_t *cuts, size_t ncuts)
+{
+	size_t prev = 0, i;
+	int r;
+
+	vmmfs_mapfile_init(mf, VRAM_PAGES, VA_SIZE);
+	for (i = 0; i <= ncuts; i++) {
+		size_t next = i < ncuts ? cuts[i] : len;
+		r = vmmfs_mapfile_feed(mf, text + prev, next - prev);
+		if (r)
+			return r;
+		prev = next;
+	}
+	return vmmfs_mapfile_finish(mf);
+}
+
+static int parse(struct vmmfs_mapfile *mf, const char *text)
+{
+	return parse_cut(mf, text, strlen(text), NULL, 0);
+}
+
+/* Same outcome: error, options and PFN runs. */
+static bool same(const struct vmmfs_mapfile *a, const struct vmmfs_mapfile *b)
+{
+	if (a->error != b->error || a->va_kind != b->va_kind || a->va_start != b->va_start ||
+	    a->va_end != b->va_end || a->read_only != b->read_only ||
+	    a->alloc_bytes != b->alloc_bytes || a->npages != b->npages || a->nruns != b->nruns)
+		return false;
+	return !a->nruns || !memcmp(a->runs, b->runs, a->nruns * sizeof(*a->runs));
+}
+
+static void test_numbers(void)
+{
+	static const struct { const char *s; int err; uint64_t v; } cases[] = {
+		{ "0", 0, 0 }, { "42", 0, 42 }, { "0x0", 0, 0 }, { "0X1F", 0, 0x1f },
+		{ "0xffffffffffffffff", 0, UINT64_MAX },
+		{ "0x0000000000000000000001", 0, 1 },
+		{ "18446744073709551615", 0, UINT64_MAX },
+		{ "18446744073709551616", -ERANGE, 0 },
+		{ "0x10000000000000000", -ERANGE, 0 },
+		{ "99999999999999999999999", -ERANGE, 0 },
+		{ "9999999999999999999999a", -EINVAL, 0 },
+		{ "0x1000000000000000000g", -EINVAL, 0 },
+		{ "", -EINVAL, 0 }, { "0x", -EINVAL, 0 }, { "x1", -EINVAL, 0 },
+		{ "12a", -EINVAL, 0 }, { "0xg", -EINVAL, 0 }, { " 1", -EINVAL, 0 },
+		{ "-1", -EINVAL, 0 }, { "1.5", -EINVAL, 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < N_ELEMS(cases); i++) {
+		uint64_t v = 0xdead;
+		int r = vmmfs_parse_u64(cases[i].s, strlen(cases[i].s), &v);
+		if (r != cases[i].err)
+			fprintf(stderr, "  parse_u64('%s') = %d, expected %d\n", cases[i].s, r, cases[i].err);
+		CU_ASSERT_EQUAL(r, cases[i].err);
+		if (!r)
+			VT_EQ_U64(v, cases[i].v);
+		else
+			VT_EQ_U64(v, 0xdead); /* untouched on error */
+	}
+}
+
+static void test_sizes(void)
+{
+	static const struct { const char *s; int err; uint64_t v; } cases[] = {
+		{ "4096", 0, 4096 }, { "4k", 0, 4096 }, { "4K", 0, 4096 }, { "2M", 0, 2 << 20 },
+		{ "2m", 0, 2 << 20 }, { "1G", 0, 1ull << 30 }, { "3T", 0, 3ull << 40 },
+		{ "0x10K", 0, 0x4000 }, { "0x2b", 0, 0x2b },
+		{ "16777215T", 0, 16777215ull << 40 }, { "16777216T", -ERANGE, 0 },
+		{ "M", -EINVAL, 0 }, { "2MB", -EINVAL, 0 }, { "2E", -EINVAL, 0 }, { "", -EINVAL, 0 },
+		{ "1.5M", -EINVAL, 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < N_ELEMS(cases); i++) {
+		uint64_t v = 0;
+		int r = vmmfs_parse_size(cases[i].s, strlen(cases[i].s), &v);
+		if (r != cases[i].err)
+			fprintf(stderr, "  parse_size('%s') = %d, expected %d\n", cases[i].s, r, cases[i].err);
+		CU_ASSERT_EQUAL(r, cases[i].err);
+		if (!r)
+			VT_EQ_U64(v, cases[i].v);
+	}
+}
+
+static void test_grammar(void)
+{
+	struct vmmfs_mapfile mf;
+
+	VT_EQ_INT(parse(&mf, "0x100-0x1ff\n"), 0);
+	VT_EQ_U64(mf.npages, 256);
+	VT_EQ_U64(mf.nruns, 1);
+	VT_EQ_U64(mf.runs[0].first, 0x100);
+	VT_EQ_U64(mf.runs[0].count, 256);
+	VT_EQ_INT(mf.va_kind, VMMFS_MAPFILE_VA_ANY);
+	CU_ASSERT_FALSE(mf.read_only);
+	VT_EQ_U64(mf.alloc_bytes, 0);
+	vmmfs_mapfile_fini(&mf);
+
+	/* singles that follow each other collapse into one run; decimal works */
+	VT_EQ_INT(parse(&mf, "1,2 3\t4\r\n5 7 8 0x9"), 0);
+	VT_EQ_U64(mf.npages, 8);
+	VT_EQ_U64(mf.nruns, 2);
+	VT_EQ_U64(mf.runs[0].first, 1);
+	VT_EQ_U64(mf.runs[0].count, 5);
+	VT_EQ_U64(mf.runs[1].first, 7);
+	VT_EQ_U64(mf.runs[1].count, 3);
+	vmmfs_mapfile_fini(&mf);
+
+	/* the same page twice is allowed: two runs */
+	VT_EQ_INT(parse(&mf, "0x10 0x10 0x10-0x10"), 0);
+	VT_EQ_U64(mf.npages, 3);
+	VT_EQ_U64(mf.nruns, 3);
+	vmmfs_mapfile_fini(&mf);
+
+	/* last page of VRAM */
+	VT_EQ_INT(parse(&mf, "0xfffff"), 0);
+	VT_EQ_U64(mf.npages, 1);
+	vmmfs_mapfile_fini(&mf);
+
+	VT_EQ_INT(parse(&mf, "va=0x7f0000000 ro 0x400 0x402"), 0);
+	VT_EQ_INT(mf.va_kind, VMMFS_MAPFILE_VA_EXACT);
+	VT_EQ_U64(mf.va_start, 0x7f0000000ull);
+	CU_ASSERT_TRUE(mf.read_only);
+	VT_EQ_U64(mf.npages, 2);
+	vmmfs_mapfile_fini(&mf);
+
+	VT_EQ_INT(parse(&mf, "rw va=0x100000-0x200000 5"), 0);
+	VT_EQ_INT(mf.va_kind, VMMFS_MAPFILE_VA_RANGE);
+	VT_EQ_U64(mf.va_start, 0x100000);
+	VT_EQ_U64(mf.va_end, 0x200000);
+	CU_ASSERT_FALSE(mf.read_only);
+	vmmfs_mapfile_fini(&mf);
+
+	/* inclusive end */
+	VT_EQ_INT(parse(&mf, "va=0x100000-0x1fffff 5"), 0);
+	VT_EQ_U64(mf.va_end, 0x200000);
+	vmmfs_mapfile_fini(&mf);
+
+	/* the whole address space */
+	VT_EQ_INT(parse(&mf, "va=0-0x1ffffffffffff 5"), 0);
+	VT_EQ_U64(mf.va_end, VA_SIZE);
+	vmmfs_mapfile_fini(&mf);
+
+	VT_EQ_INT(parse(&mf, "alloc=2M"), 0);
+	VT_EQ_U64(mf.alloc_bytes, 2 << 20);
+	VT_EQ_U64(mf.npages, 0);
+	vmmfs_mapfile_fini(&mf);
+
+	VT_EQ_INT(parse(&mf, "alloc=4G\n"), 0); /* all of VRAM */
+	VT_EQ_U64(mf.alloc_bytes, 4ull << 30);
+	vmmfs_mapfile_fini(&mf);
+
+	/* repeating the same access word is harmless */
+	VT_EQ_INT(parse(&mf, "ro ro 1"), 0);
+	CU_ASSERT_TRUE(mf.read_only);
+	vmmfs_mapfile_fini(&mf);
+}
+
+static void test_comments(void)
+{
+	struct vmmfs_mapfile mf;
+
+	VT_EQ_INT(parse(&mf, "# a comment 0x5\n0x10 # 0x11 0x12\n0x11#x\n#\n# end"), 0);
+	VT_EQ_U64(mf.npages, 2);
+	VT_EQ_U64(mf.nruns, 1);
+	VT_EQ_U64(mf.runs[0].first, 0x10);
+	vmmfs_mapfile_fini(&mf);
+
+	/* # ends a word; a comment with no newline ends the text */
+	VT_EQ_INT(parse(&mf, "0x20#0x21"), 0);
+	VT_EQ_U64(mf.npages, 1);
+	vmmfs_mapfile_fini(&mf);
+
+	/* only comments: nothing to map */
+	VT_EQ_INT(parse(&mf, "# nothing\n# at all\n"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vmmfs_mapfile_error(&mf), "nothing to map"));
+	vmmfs_mapfile_fini(&mf);
+}
+
+/* One row per error: text, errno, a piece of the message. */
+static const struct err_case {
+	const char *text;
+	int err;
+	const char *msg;
+} err_cases[] = {
+	{ "0x100 zz", -EINVAL, "unknown word 'zz' (byte 6)" },
+	{ "0x1g", -EINVAL, "malformed PFN '0x1g'" },
+	{ "0x", -EINVAL, "malformed PFN" },
+	{ "12a", -EINVAL, "malformed PFN" },
+	{ "0x10-", -EINVAL, "malformed PFN range" },
+	{ "0x10-x", -EINVAL, "malformed PFN range" },
+	{ "1-2-3", -EINVAL, "malformed PFN range" },
+	{ "0x1ff-0x100", -EINVAL, "runs backwards" },
+	{ "-5", -EINVAL, "unknown word '-5'" },
+	{ "RO 1", -EINVAL, "unknown word 'RO'" },
+	{ "va=1", -EINVAL, "not 4 KiB-aligned" },
+	{ "va= 1", -EINVAL, "malformed va=" },
+	{ "va=0x1000 va=0x2000 1", -EINVAL, "va= given twice" },
+	{ "va=0x2000-0x1000 1", -EINVAL, "empty or backwards" },
+	{ "va=0x1000-0x1000 1", -EINVAL, "empty or backwards" },
+	{ "va=0x1000-0x1800 1", -EINVAL, "neither 4 KiB-aligned" },
+	{ "va=0x1000-q 1", -EINVAL, "malformed va=" },
+	{ "ro rw 1", -EINVAL, "both ro and rw" },
+	{ "alloc=", -EINVAL, "malformed alloc=" },
+	{ "alloc=2Q", -EINVAL, "malformed alloc=2Q" },
+	{ "alloc=0", -EINVAL, "alloc=0 maps nothing" },
+	{ "alloc=1M alloc=1M", -EINVAL, "alloc= given twice" },
+	{ "alloc=1M 0x5", -EINVAL, "cannot be mixed" },
+	{ "0x5 alloc=1M", -EINVAL, "cannot be mixed" },
+	{ "ro", -EINVAL, "nothing to map" },
+	{ "  \n , \t", -EINVAL, "nothing to map" },
+	{ "va=0x1000", -EINVAL, "nothing to map" },
+	{ "0000000000000000000000000000000000000000000000000000000000000000001", -EINVAL,
+	  "longer than 64 bytes" },
+	{ "0x100000", -ERANGE, "PFN 0x100000 is beyond VRAM (byte 0): the last page is 0xfffff" },
+	{ "1 0xfff00-0x100000", -ERANGE, "PFN 0x100000 is beyond VRAM (byte 2)" },
+	{ "0x10000000000000000", -ERANGE, "does not fit in 64 bits" },
+	{ "0-0x10000000000000000", -ERANGE, "does not fit in 64 bits" },
+	{ "va=0x2000000000000 1", -ERANGE, "beyond the address space" },
+	{ "va=0x1000-0x2000000001000 1", -ERANGE, "beyond the address space" },
+	{ "va=0x10000000000000000 1", -ERANGE, "does not fit in 64 bits" },
+	{ "alloc=5G", -ERANGE, "larger than VRAM" },
+	{ "alloc=0x100001000", -ERANGE, "larger than VRAM" },
+	{ "alloc=99999999999999999999", -ERANGE, "does not fit in 64 bits" },
+	{ "alloc=16777216T", -ERANGE, "does not fit in 64 bits" },
+};
+
+static void test_errors(void)
+{
+	size_t i;
+
+	for (i = 0; i < N_ELEMS(err_cases); i++) {
+		const struct err_case *c = &err_cases[i];
+		struct vmmfs_mapfile mf;
+		int r = parse(&mf, c->text);
+
+		if (r != c->err || !strstr(vmmfs_mapfile_error(&mf), c->msg))
+			fprintf(stderr, "  '%s': %d '%s', expected %d '%s'\n", c->text, r,
+				vmmfs_mapfile_error(&mf), c->err, c->msg);
+		CU_ASSERT_EQUAL(r, c->err);
+		CU_ASSERT_PTR_NOT_NULL(strstr(vmmfs_mapfile_error(&mf), c->msg));
+		/* sticky: the error stays, later pieces are refused */
+		VT_EQ_INT(vmmfs_mapfile_feed(&mf, "1 ", 2), c->err);
+		VT_EQ_INT(vmmfs_mapfile_finish(&mf), c->err);
+		vmmfs_mapfile_fini(&mf);
+	}
+}
+
+static void test_nul_and_binary(void)
+{
+	static const char text[] = "0x10\0 0x11";
+	struct vmmfs_mapfile mf;
+
+	VT_EQ_INT(parse_cut(&mf, text, sizeof(text) - 1, NULL, 0), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vmmfs_mapfile_error(&mf), "malformed PFN '0x10?'"));
+	vmmfs_mapfile_fini(&mf);
+}
+
+static void test_empty(void)
+{
+	struct vmmfs_mapfile mf;
+
+	vmmfs_mapfile_init(&mf, VRAM_PAGES, VA_SIZE);
+	VT_EQ_INT(vmmfs_mapfile_finish(&mf), -ENODATA);
+	VT_EQ_INT(mf.error, 0);
+	/* a zero-length write is no data either */
+	VT_EQ_INT(vmmfs_mapfile_feed(&mf, "", 0), 0);
+	VT_EQ_INT(vmmfs_mapfile_finish(&mf), -ENODATA);
+	vmmfs_mapfile_fini(&mf);
+}
+
+static const char split_text[] =
+	"# mapping with everything\n"
+	"va=0x200000-0x3fffff ro\n"
+	"0x100-0x1ff,0x200 512 # decimal 512 is 0x200\n"
+	"0x300\t0x301-0x305 18446744073709551615x\n";
+
+/* Every cut into two and three pieces gives the same outcome as one piece. */
+static void test_split_everywhere(void)
+{
+	/* the last word is malformed on purpose in a copy; first the valid text */
+	const size_t len = strlen(split_text) - strlen(" 18446744073709551615x\n");
+	struct vmmfs_mapfile whole, mf;
+	size_t i, j, cuts[2];
+
+	VT_EQ_INT(parse_cut(&whole, split_text, len, NULL, 0), 0);
+	VT_EQ_U64(whole.npages, 256 + 2 + 1 + 5);
+	VT_EQ_INT(whole.va_kind, VMMFS_MAPFILE_VA_RANGE);
+	CU_ASSERT_TRUE(whole.read_only);
+	for (i = 0; i <= len; i++) {
+		cuts[0] = i;
+		parse_cut(&mf, split_text, len, cuts, 1);
+		if (!same(&mf, &whole))
+			fprintf(stderr, "  cut at %zu differs: %s\n", i, vmmfs_mapfile_error(&mf));
+		CU_ASSERT_TRUE(same(&mf, &whole));
+		vmmfs_mapfile_fini(&mf);
+		for (j = i; j <= len; j++) {
+			cuts[1] = j;
+			parse_cut(&mf, split_text, len, cuts, 2);
+			if (!same(&mf, &whole))
+				fprintf(stderr, "  cuts at %zu,%zu differ\n", i, j);
+			CU_ASSERT_TRUE(same(&mf, &whole));
+			vmmfs_mapfile_fini(&mf);
+		}
+	}
+	vmmfs_mapfile_fini(&whole);
+
+	/* byte by byte, with the malformed last word: the error and its offset */
+	{
+		const size_t full = strlen(split_text);
+		size_t every[sizeof(split_text)];
+		for (i = 0; i + 1 < full; i++)
+			every[i] = i + 1;
+		VT_EQ_INT(parse_cut(&mf, split_text, full, every, full - 1), -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(vmmfs_mapfile_error(&mf), "malformed PFN '18446744073709551615x'"));
+		vmmfs_mapfile_fini(&mf);
+		VT_EQ_INT(parse_cut(&whole, split_text, full, NULL, 0), -EINVAL);
+		CU_ASSERT_STRING_EQUAL(vmmfs_mapfile_error(&whole), vmmfs_mapfile_error(&mf));
+		vmmfs_mapfile_fini(&whole);
+	}
+}
+
+/* A word longer than the limit is refused even when it arrives in pieces. */
+static void test_long_word_split(void)
+{
+	char text[VMMFS_MAPFILE_MAX_WORD + 2];
+	struct vmmfs_mapfile mf;
+	size_t i, cuts[1];
+
+	memset(text, '0', sizeof(text) - 1);
+	text[sizeof(text) - 1] = '\0';
+	for (i = 0; i <= strlen(text); i++) {
+		cuts[0] = i;
+		VT_EQ_INT(parse_cut(&mf, text, strlen(text), cuts, 1), -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(vmmfs_mapfile_error(&mf), "longer than"));
+		vmmfs_mapfile_fini(&mf);
+	}
+	/* exactly the limit is fine */
+	text[VMMFS_MAPFILE_MAX_WORD] = '\0';
+	text[VMMFS_MAPFILE_MAX_WORD - 1] = '7';
+	for (i = 0; i <= VMMFS_MAPFILE_MAX_WORD; i++) {
+		cuts[0] = i;
+		VT_EQ_INT(parse_cut(&mf, text, VMMFS_MAPFILE_MAX_WORD, cuts, 1), 0);
+		VT_EQ_U64(mf.npages, 1);
+		VT_EQ_U64(mf.runs[0].first, 7);
+		vmmfs_mapfile_fini(&mf);
+	}
+}
+
+static void test_expand(void)
+{
+	struct vmmfs_mapfile mf;
+	uint64_t *pfns = NULL;
+
+	VT_EQ_INT(parse(&mf, "0x10-0x12 0x20 0x5 0x6"), 0);
+	VT_EQ_INT(vmmfs_mapfile_expand(&mf, &pfns), 0);
+	if (pfns) {
+		static const uint64_t want[] = { 0x10, 0x11, 0x12, 0x20, 0x5, 0x6 };
+		VT_EQ_U64(mf.npages, 6);
+		CU_ASSERT_EQUAL(memcmp(pfns, want, sizeof(want)), 0);
+	}
+	free(pfns);
+	vmmfs_mapfile_fini(&mf);
+}
+
+/* 64 MiB is the limit: the write that crosses it fails with EFBIG. */
+static void test_efbig_bytes(void)
+{
+	const size_t chunk = 1 << 20;
+	char *buf = malloc(chunk);
+	struct vmmfs_mapfile mf;
+	size_t i;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+	memset(buf, ' ', chunk);
+	memcpy(buf, "0x1 ", 4);
+	vmmfs_mapfile_init(&mf, VRAM_PAGES, VA_SIZE);
+	for (i = 0; i < VMMFS_MAPFILE_MAX_BYTES / chunk; i++)
+		VT_EQ_INT(vmmfs_mapfile_feed(&mf, buf, chunk), 0);
+	VT_EQ_U64(mf.bytes, VMMFS_MAPFILE_MAX_BYTES);
+	VT_EQ_INT(vmmfs_mapfile_feed(&mf, "1", 1), -EFBIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vmmfs_mapfile_error(&mf), "larger than 67108864 bytes"));
+	VT_EQ_INT(vmmfs_mapfile_finish(&mf), -EFBIG);
+	vmmfs_mapfile_fini(&mf);
+	free(buf);
+}
+
+static void test_efbig_pages(void)
+{
+	struct vmmfs_mapfile mf;
+
+	vmmfs_mapfile_init(&mf, 1ull << 30, VA_SIZE);
+	VT_EQ_INT(vmmfs_mapfile_feed(&mf, "0-0xffffff ", 11), 0);
+	VT_EQ_U64(mf.npages, VMMFS_MAPFILE_MAX_PAGES);
+	VT_EQ_INT(vmmfs_mapfile_feed(&mf, "0x1000000 ", 10), -EFBIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vmmfs_mapfile_error(&mf), "more than 16777216 pages"));
+	vmmfs_mapfile_fini(&mf);
+
+	vmmfs_mapfile_init(&mf, 1ull << 30, VA_SIZE);
+	VT_EQ_INT(vmmfs_mapfile_feed(&mf, "0-0x1000000 ", 12), -EFBIG);
+	vmmfs_mapfile_fini(&mf);
+
+	/* the cap holds for single PFNs too, across many runs (the array grows) */
+	{
+		static char text[200 * 10 + 32];
+		size_t len = 0;
+		int i;
+
+		vmmfs_mapfile_init(&mf, 1ull << 30, VA_SIZE);
+		VT_EQ_INT(vmmfs_mapfile_feed(&mf, "0x1000-0x1000f9b ", 17), 0); /* MAX - 100 */
+		VT_EQ_U64(mf.npages, VMMFS_MAPFILE_MAX_PAGES - 100);
+		for (i = 0; i < 200; i++)
+			len += (size_t)snprintf(text + len, sizeof(text) - len, "0x%x ", 0x2000000 + 2 * i);
+		VT_EQ_INT(vmmfs_mapfile_feed(&mf, text, len), -EFBIG);
+		VT_EQ_U64(mf.npages, VMMFS_MAPFILE_MAX_PAGES);
+		vmmfs_mapfile_fini(&mf);
+	}
+}
+
+/* Appends "0x%llx\n" without printf. */
+static size_t put_hex_line(char *p, uint64_t v)
+{
+	char tmp[16];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v);
+	p[0] = '0';
+	p[1] = 'x';
+	for (i = 0; i < n; i++)
+		p[2 + i] = tmp[n - 1 - i];
+	p[2 + n] = '\n';
+	return n + 3;
+}
+
+/* 1M scattered PFNs, one per line, fed in random pieces: every PFN arrives
+ * in order, and the whole run is timed (printed, not asserted: the
+ * benchmark owns the figure). */
+static void test_big_scattered(void)
+{
+	const size_t n = 1 << 20;
+	uint64_t *want = malloc(n * sizeof(*want)), *got = NULL;
+	char *text = malloc(n * 20);
+	struct vmmfs_mapfile mf;
+	struct timespec t0, t1;
+	size_t len = 0, off = 0, i;
+	double secs;
+	int r = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	vt_seed("mapfile big scattered");
+	for (i = 0; i < n; i++) {
+		want[i] = vt_rand_below(VRAM_PAGES);
+		len += put_hex_line(text + len, want[i]);
+	}
+	vmmfs_mapfile_init(&mf, VRAM_PAGES, VA_SIZE);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (off < len && !r) {
+		size_t piece = 1 + vt_rand_below(256 << 10);
+		if (piece > len - off)
+			piece = len - off;
+		r = vmmfs_mapfile_feed(&mf, text + off, piece);
+		off += piece;
+	}
+	if (!r)
+		r = vmmfs_mapfile_finish(&mf);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	VT_EQ_INT(r, 0);
+	VT_EQ_U64(mf.npages, n);
+	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	printf("\n  parsed %zu bytes (%zu PFNs) in %.3f s: %.0f MB/s\n", len, n, secs,
+	       (double)len / secs / 1e6);
+	VT_EQ_INT(vmmfs_mapfile_expand(&mf, &got), 0);
+	if (got)
+		CU_ASSERT_EQUAL(memcmp(got, want, n * sizeof(*want)), 0);
+	free(got);
+	vmmfs_mapfile_fini(&mf);
+	free(text);
+	free(want);
+}
+
+/* A 4 GiB range costs one run however it is written. */
+static void test_big_ranges(void)
+{
+	struct vmmfs_mapfile mf;
+
+	VT_EQ_INT(parse(&mf, "0-0x7ffff 0x80000-0xfffff"), 0);
+	VT_EQ_U64(mf.npages, VRAM_PAGES);
+	VT_EQ_U64(mf.nruns, 1);
+	vmmfs_mapfile_fini(&mf);
+}
+
+/* Hex PFNs of every length, in mixed case, followed by every kind of byte:
+ * the word-at-a-time fast path agrees with the definition. */
+static void test_hex_every_length(void)
+{
+	static const char follow[] = { '\n', ' ', ',', '#', 'g', 'G', '-', 'x', '/', ':', '@',
+				       '`', '\x80', '\xff', '0' };
+	size_t len, f, k;
+
+	vt_seed("mapfile hex lengths");
+	for (len = 1; len <= 17; len++) {
+		for (f = 0; f < sizeof(follow); f++) {
+			for (k = 0; k < 8; k++) {
+				char text[64];
+				struct vmmfs_mapfile mf;
+				uint64_t v = 0;
+				bool big = false;
+				size_t i, n = 0;
+				int r, want;
+
+				text[n++] = '0';
+				text[n++] = 'x';
+				for (i = 0; i < len; i++) {
+					unsigned int d = (unsigned int)vt_rand_below(16);
+					char c = "0123456789abcdef"[d];
+					if (c >= 'a' && vt_rand_below(2))
+						c = (char)(c - 'a' + 'A');
+					text[n++] = c;
+					big |= (v >> 60) != 0;
+					v = v << 4 | d;
+				}
+				text[n++] = follow[f];
+				memcpy(text + n, " 0x1 0x2 0x3 0x4 0x5", 21); /* room for 8-byte loads */
+				n += 20;
+				vmmfs_mapfile_init(&mf, UINT64_MAX, VA_SIZE);
+				r = vmmfs_mapfile_feed(&mf, text, n);
+				if (!r)
+					r = vmmfs_mapfile_finish(&mf);
+				if (follow[f] != '\n' && follow[f] != ' ' && follow[f] != ',' &&
+				    follow[f] != '#' && follow[f] != '0')
+					want = -EINVAL; /* malformed beats too large */
+				else if (big || (follow[f] == '0' && (v >> 60)))
+					want = -ERANGE;
+				else
+					want = 0;
+				if (r != want)
+					fprintf(stderr, "  '%.*s': %d, expected %d (%s)\n", (int)(len + 3),
+						text, r, want, vmmfs_mapfile_error(&mf));
+				CU_ASSERT_EQUAL(r, want);
+				if (!r && mf.nruns) {
+					uint64_t first = follow[f] == '0' ? v << 4 : v;
+					VT_EQ_U64(mf.runs[0].first, first);
+				}
+				vmmfs_mapfile_fini(&mf);
+			}
+		}
+	}
+}
+
+static const struct vt_test grammar_tests[] = {
+	{ "numbers", test_numbers },
+	{ "sizes", test_sizes },
+	{ "grammar", test_grammar },
+	{ "comments", test_comments },
+	{ "expand", test_expand },
+	{ "hex_every_length", test_hex_every_length },
+	{ NULL, NULL },
+};
+
+static const struct vt_test error_tests[] = {
+	{ "every_error", test_errors },
+	{ "nul_and_binary", test_nul_and_binary },
+	{ "empty", test_empty },
+	{ "efbig_bytes", test_efbig_bytes },
+	{ "efbig_pages", test_efbig_pages },
+	{ NULL, NULL },
+};
+
+static const struct vt_test split_tests[] = {
+	{ "split_everywhere", test_split_everywhere },
+	{ "long_word_split", test_long_word_split },
+	{ "big_scattered", test_big_scattered },
+	{ "big_ranges", test_big_ranges },
+	{ NULL, NULL },
+};
+
+static void register_tests(void)
+{
+	vt_add_suite("mapfile_grammar", grammar_tests);
+	vt_add_suite("mapfile_errors", error_tests);
+	vt_add_suite("mapfile_pieces", split_tests);
+}
+
+int main(int argc, char **argv)
+{
+	return vt_main(argc, argv, register_tests);
+}
