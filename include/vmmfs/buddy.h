@@ -12,7 +12,10 @@
  * space hold their own mutex).
  *
  * Cost: every free-list operation is O(log n) in the number of free blocks
- * of that order; allocation is O(max_order * log n).
+ * of that order; allocation is O(max_order * log n). A buddy is found in
+ * O(1) and inserts next to the previous one are O(1), so Simple, TOPDOWN
+ * and BOTTOMUP allocation and every free are O(1) amortized plus at most
+ * one O(log n) insert.
  */
 #ifndef VMMFS_BUDDY_H
 #define VMMFS_BUDDY_H
@@ -51,7 +54,13 @@ void vmmfs_buddy_destroy(struct vmmfs_buddy *b);
  * not a power of two, end beyond the space, start+size beyond end),
  * -ENOSPC (no room), -ENOMEM (no heap for block nodes). On failure nothing
  * is allocated and out is unchanged. Every call is one allocation attempt
- * for fault injection (mem.h). */
+ * for fault injection (mem.h).
+ * As in drm_buddy: a size that is not a multiple of min_block is rounded up
+ * to it and, unless TRIM_DISABLE, the excess is trimmed back from the last
+ * block, so the last blocks may be smaller than min_block. Also -EINVAL:
+ * TOPDOWN with BOTTOMUP, unknown flag bits, or a size rounded up beyond the
+ * largest block without CONTIGUOUS, or with CONTIGUOUS and RANGE. The
+ * blocks of one call come ascending; out's earlier blocks are untouched. */
 int vmmfs_buddy_alloc(struct vmmfs_buddy *b, uint64_t start, uint64_t end,
 		      uint64_t size, uint64_t min_block, unsigned int flags,
 		      struct vmmfs_buddy_list *out);
@@ -64,7 +73,8 @@ int vmmfs_buddy_trim(struct vmmfs_buddy *b, uint64_t start_off, uint64_t new_siz
 		     struct vmmfs_buddy_list *list);
 
 /* Frees every block of the list (merging buddies) and empties it. Never
- * allocates. */
+ * allocates. A freed block's node may be merged away: the caller must not
+ * use it again (free_block: take it out of any list the caller walks). */
 void vmmfs_buddy_free_list(struct vmmfs_buddy *b, struct vmmfs_buddy_list *list);
 void vmmfs_buddy_free_block(struct vmmfs_buddy *b, struct vmmfs_buddy_block *block);
 
@@ -85,7 +95,9 @@ uint64_t vmmfs_buddy_free_blocks(const struct vmmfs_buddy *b); /* free block cou
 /* Invariant check: every block's buddy is at offset XOR size; a block and
  * its buddy are never both free; offsets aligned to block size; free +
  * allocated = size; avail matches; free lists sorted. Returns 0 or -EUCLEAN
- * with the offending block described in err. O(blocks). */
+ * with the offending block described in err. O(blocks). It also checks the
+ * buddy links and that the free trees are balanced, and allocates nothing
+ * (checking never shifts fault-injection counts). */
 int vmmfs_buddy_check(const struct vmmfs_buddy *b, char *err, size_t errlen);
 
 #endif
