@@ -9,7 +9,7 @@ if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Mak
 fi
 mkdir -p build
 cd build
-[ -f Makefile ] || "$top/configure" -q CFLAGS="-O2 -g"
+[ -f Makefile ] || "$top/configure" -q CFLAGS="-O2 -g" 2> >(grep -v "cannot remove 'core'" >&2)
 make -j"$(nproc)" >/dev/null
 echo "vmmfs built in $top/build"
 echo
