@@ -28,6 +28,7 @@
 #include "bench.h"
 #include "gpu.h"         /* gpu->sim: the simulator behind a GPU */
 #include "sim/sim.h"     /* vmmfs_sim_vram_resident */
+#include "vram.h"        /* vram_owner_bytes */
 
 #define KiB (1ull << 10)
 #define MiB (1ull << 20)
@@ -769,15 +770,20 @@ static void bench_big(const char *chip)
 	vmmfs_mapping_get_info(m, &mi);
 	nova_map(nm, mi.va, n, true, 0, &nr, &nw);
 	/* With 512 MiB PTEs: 2 leaf entries, two PDEs and the invalidate; the
-	 * issue's "512 writes" is an upper bound. Without: 512 PD0 entries of
-	 * 16 bytes, 1024 64-bit writes, because a 2 MiB PTE's high half must be
-	 * written as zero in a table that was not zeroed (hw/big-pages-and-
-	 * tlb.md §3), plus up to 8 for directory entries and the invalidate. */
+	 * issue's "512 writes" is an upper bound. Without: the run covers two
+	 * whole PD0 tables, so they cannot exist before it (nothing else may
+	 * hold them) and are new, not zeroed VRAM: 512 entries of 16 bytes,
+	 * 1024 64-bit writes, because a 2 MiB PTE's high half must be 0
+	 * (hw/big-pages-and-tlb.md §3), plus up to 8 for directory entries and
+	 * the invalidate. Into a PD0 that exists, a 2 MiB PTE is one write
+	 * (the "255 x 2 MiB" rows below). */
 	bench_row("1 GiB, dirs exist: writes", (double)d.writes, (double)nw, "",
 		  BENCH_AT_MOST(has512 ? 512 : 2 * 512 + 8));
 	if (!has512)
-		bench_note("(512 PD0 entries of 16 bytes = 1024 64-bit writes: the high half of a "
-			   "2 MiB PTE is written as zero, hw/big-pages-and-tlb.md section 3)");
+		bench_note("(two new PD0 tables, 512 entries of 16 bytes = 1024 64-bit writes: the "
+			   "high half of a 2 MiB PTE must be 0, hw/big-pages-and-tlb.md section 3, and "
+			   "new tables are not zeroed VRAM; into an existing PD0 it is 1 write per "
+			   "2 MiB page, below)");
 	bench_row("1 GiB, dirs exist: reads", (double)d.reads, (double)nr, "",
 		  BENCH_NO_TARGET);
 
@@ -817,6 +823,34 @@ static void bench_big(const char *chip)
 	nova_map(nm, mi.va, nmix, true, 0, &nr, &nw);
 	bench_row("mixed runs: register writes", (double)d.writes, (double)nw, "", BENCH_NO_TARGET);
 	unmap_or_die(vmm, m);
+
+	/* 2 MiB pages into a PD0 table that exists (the holder's: slots 1 to
+	 * 255 of its 256): one write per 2 MiB PTE, its low word, because the
+	 * high word is known to be 0 already; unmap likewise */
+	{
+		const uint64_t nslots = 255, np = nslots * SLOT_PAGES;
+		uint64_t *p2 = pfns_contig(base, np);
+
+		pl.start = 2 * MiB;
+		before = mmio_now(gpu);
+		m = map_or_die(vmm, p2, np, &pl, 0);
+		d = mmio_since(gpu, before);
+		vmmfs_mapping_get_info(m, &mi);
+		nova_map(nm, mi.va, np, false, NO_HELD, &nr, &nw);
+		bench_row("255 x 2 MiB into an existing PD0: writes", (double)d.writes, (double)nw, "",
+			  BENCH_AT_MOST((double)nslots + 8));
+		bench_note("255 x 2 MiB into an existing PD0: %llu 2 MiB PTEs, %llu writes, %llu reads "
+			   "(one 8-byte write per 16-byte entry, the invalidate's few)",
+			   (unsigned long long)mi.pages_2m, (unsigned long long)d.writes,
+			   (unsigned long long)d.reads);
+		before = mmio_now(gpu);
+		unmap_or_die(vmm, m);
+		d = mmio_since(gpu, before);
+		nova_unmap(nm, np, &nr, &nw);
+		bench_row("... unmap: writes", (double)d.writes, (double)nw, "",
+			  BENCH_AT_MOST((double)nslots + 8));
+		free(p2);
+	}
 	unmap_or_die(vmm, holder);
 
 	vmmfs_vmm_destroy(vmm);
@@ -832,11 +866,20 @@ struct mem_result {
 	uint64_t rss[4];
 	uint64_t pt[4];
 	uint64_t simv[4];   /* host bytes holding simulated VRAM */
+	uint64_t owner[4];  /* resident bytes of the VRAM owner arrays */
 };
 
 static uint64_t sim_resident(struct vmmfs_gpu *gpu)
 {
 	return gpu->sim ? vmmfs_sim_vram_resident(gpu->sim) : 0;
+}
+
+static uint64_t owner_resident(struct vmmfs_gpu *gpu)
+{
+	uint64_t reserved, resident;
+
+	vram_owner_bytes(gpu->vram, &reserved, &resident);
+	return resident;
 }
 
 static double mib(uint64_t b)
@@ -929,24 +972,47 @@ static void mem_growth(struct mem_result *r, const void *arg)
 	unmap_or_die(vmm, map_or_die(vmm, &far, 1, NULL, 0));
 	r->pt[0] = pt_pages(vmm);
 	r->simv[0] = sim_resident(gpu);
+	r->owner[0] = owner_resident(gpu);
 	r->rss[0] = rss_now();
 	map_or_die(vmm, pfns, n, NULL, c->flags);
 	r->rss[1] = rss_now();
 	r->pt[1] = pt_pages(vmm);
 	r->simv[1] = sim_resident(gpu);
+	r->owner[1] = owner_resident(gpu);
 }
 
-/* span: VRAM pages from the lowest to the highest PFN mapped */
-static void row_growth(const char *what, const struct mem_result *r, uint64_t span,
-		       struct bench_target t)
+/*
+ * Two rows: the growth of resident memory per mapped page including the
+ * simulated VRAM (the page tables the map wrote: on a real GPU they are in
+ * its VRAM, not in the daemon), and excluding it (the daemon's own
+ * bookkeeping: VRAM owner arrays, mapping runs, shadow tables, heap). The
+ * target applies to the daemon's memory; both rows are checked against
+ * it, and a note says which meets it.
+ */
+static void row_growth(const char *what, const struct mem_result *r, struct bench_target t)
 {
 	double n = (double)g_pages, grow = (double)(r->rss[1] - r->rss[0]) / n;
-	double simv = (double)(r->simv[1] - r->simv[0]) / n, owner = 4.0 * (double)span / n;
+	double simv = (double)(r->simv[1] - r->simv[0]) / n;
+	double owner = (double)(r->owner[1] - r->owner[0]) / n;
+	double ref = (double)((r->pt[1] - r->pt[0]) * PAGE) / n;
+	char name[128];
+	bool with = false, without = false;
 
-	bench_row(what, grow, (double)((r->pt[1] - r->pt[0]) * PAGE) / n, "B/page", t);
-	bench_note("simulated VRAM (page tables) %.2f B/page; VRAM owner words (4 B per VRAM "
-		   "page spanned) %.2f B/page; the rest (mapping runs, shadow tables, heap) "
-		   "%.2f B/page", simv, owner, grow - simv - owner);
+	snprintf(name, sizeof(name), "%s: incl. simulated VRAM", what);
+	bench_row(name, grow, ref, "B/page", t);
+	snprintf(name, sizeof(name), "%s: excl. simulated VRAM", what);
+	bench_row(name, grow - simv, ref, "B/page", t);
+	if (t.kind == BENCH_VALUE_MAX) {
+		with = grow <= t.limit;
+		without = grow - simv <= t.limit;
+	}
+	bench_note("simulated VRAM (page tables) %.2f B/page; VRAM owner arrays %.2f B/page; the rest "
+		   "(mapping runs, shadow tables, heap) %.2f B/page%s", simv, owner,
+		   grow - simv - owner,
+		   t.kind != BENCH_VALUE_MAX ? "" : with ? "; the target is met with the simulated VRAM "
+		   "counted too" : without ? "; the target is met by the daemon's own memory, not when "
+		   "the simulated VRAM (the page tables, GPU memory on real hardware) is counted" :
+		   "; the target is not met");
 }
 
 static struct mem_result g_mem[4];  /* board, contiguous, scattered, 4 KiB only */
@@ -967,7 +1033,7 @@ static void measure_mem(void)
 static void bench_mem(void)
 {
 	const struct mem_result *r = &g_mem[0];
-	char title[200], sz[32], what[96];
+	char title[200], sz[32];
 
 	bench_table_begin("7. resident memory, in process: 80 GiB board (ga102) "
 			  "(reference: its page-table pages)");
@@ -986,11 +1052,9 @@ static void bench_mem(void)
 	snprintf(title, sizeof(title), "7. resident memory growth per mapped page, in process, "
 		 "%s pages (reference: page-table bytes per page)", sz);
 	bench_table_begin(title);
-	snprintf(what, sizeof(what), "one contiguous run of %s pages", sz);
-	row_growth(what, &g_mem[1], g_pages, BENCH_AT_MOST(1));
-	snprintf(what, sizeof(what), "%s scattered PFNs", sz);
-	row_growth(what, &g_mem[2], 2 * g_pages - 1, BENCH_AT_MOST(10));
-	row_growth("one contiguous run, 4 KiB PTEs only", &g_mem[3], g_pages, BENCH_NO_TARGET);
+	row_growth("one contiguous run", &g_mem[1], BENCH_AT_MOST(1));
+	row_growth("scattered PFNs", &g_mem[2], BENCH_AT_MOST(10));
+	row_growth("4K PTEs only", &g_mem[3], BENCH_NO_TARGET);
 	bench_note("the simulator keeps VRAM that was written (here: page tables) in host "
 		   "memory, 64 KiB blocks, so it counts in the resident memory");
 }

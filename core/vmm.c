@@ -140,7 +140,7 @@ int vmmfs_vmm_create(struct vmmfs_gpu *gpu, struct vmmfs_vmm **out)
 	if (atomic_load(&gpu->gone))
 		return -ENODEV;
 	f = mmu_fmt_get(gpu->chip->mmu_version);
-	if (VMMFS_WARN_ON(!f || f->max_vid_pfn > (1ull << 32)))
+	if (VMMFS_WARN_ON(!f || f->max_vid_pfn > VMM_RUN_LONG))   /* PFNs in run words */
 		return -ENODEV;
 	vmm = vmmfs_calloc(1, sizeof(*vmm));
 	if (!vmm)
@@ -226,14 +226,15 @@ static void release_pages(struct vmmfs_vmm *vmm, struct vmmfs_mapping *m)
 {
 	struct vmmfs_vram *v = vmm->gpu->vram;
 
-	for (uint64_t i = 0; i < m->nruns; i++)
-		vram_unref_run(v, m->runs[i].pfn, m->runs[i].count);
+	vmm_runs_unref(v, m);
 	if (!m->allocated || !m->free_buf)
 		return;
-	for (uint64_t i = 0; i < m->nruns; i++) {
-		for (uint64_t k = 0; k < m->runs[i].count; k++)
-			m->free_buf[k] = (uint64_t)m->runs[i].pfn + k;
-		vram_free_pages(v, m->free_buf, m->runs[i].count);
+	for (uint64_t q = 0; q < m->nwords; q = vmm_run_next(m->runs, q)) {
+		uint64_t pfn = vmm_run_pfn(m->runs, q), n = vmm_run_count(m->runs, q);
+
+		for (uint64_t k = 0; k < n; k++)
+			m->free_buf[k] = pfn + k;
+		vram_free_pages(v, m->free_buf, n);
 	}
 }
 
@@ -331,16 +332,50 @@ uint64_t vmmfs_map_op_npages(const struct vmmfs_map_op *op)
 	return op->npages;
 }
 
-static void unref_pfns(struct vmmfs_vmm *vmm, const uint64_t *pfns, uint64_t n)
-{
-	for (uint64_t i = 0, j; i < n; i = j) {
-		for (j = i + 1; j < n && pfns[j] == pfns[j - 1] + 1; j++)
-			;
-		vram_unref_run(vmm->gpu->vram, pfns[i], j - i);
-	}
-}
-
 /* ---- map_pages / map_alloc / unmap ---------------------------------------------------------- */
+
+/* Run words a mapping of known PFNs is made with at first: enough for any
+ * mapping of a few runs. */
+#define MAP_INLINE_WORDS 16
+
+/* Runs and references for map_pages, in one pass over the PFNs when they
+ * fit the room *mp was made with; else the rest is measured and *mp grown
+ * (reallocated) once. All or nothing. Returns 0, -ERANGE, -EACCES,
+ * -EOVERFLOW, -ENOMEM. */
+static int take_runs(struct vmmfs_vmm *vmm, const uint64_t *pfns, uint64_t n,
+		     struct vmmfs_mapping **mp)
+{
+	struct vmmfs_mapping *m = *mp, *bigger;
+	uint64_t limit = vmm_pfn_limit(vmm), at = 0, words, nruns;
+	struct vram_batch b;
+	int r;
+
+	m->nwords = m->nruns = m->max_run = 0;
+	vram_batch_begin(vmm->gpu->vram, &b);
+	r = vmm_runs_add(&b, pfns, &at, n, limit, m);
+	if (r == -ENOSPC) {
+		/* more runs than room: measure the rest, grow, go on */
+		r = vmm_runs_measure(pfns + at, n - at, limit, &words, &nruns);
+		if (!r && words > (SIZE_MAX - sizeof(*m)) / sizeof(uint32_t) - m->nwords)
+			r = -ENOMEM;
+		if (!r) {
+			bigger = vmmfs_realloc(m, sizeof(*m) + (size_t)(m->nwords + words) * sizeof(uint32_t));
+			if (bigger) {
+				*mp = m = bigger;
+				m->cap_words = m->nwords + words;
+				r = vmm_runs_add(&b, pfns, &at, n, limit, m);
+			} else {
+				r = -ENOMEM;
+			}
+		}
+	}
+	if (VMMFS_WARN_ON(r == -ENOSPC))
+		r = -EINVAL;
+	if (r)
+		vmm_runs_drop(&b, m);
+	vram_batch_end(&b);
+	return r;
+}
 
 /*
  * prepare + execute with the PFNs known up front. free_buf (map_alloc):
@@ -353,8 +388,8 @@ static int map_known(struct vmmfs_vmm *vmm, const uint64_t *pfns, uint64_t npage
 		     struct vmmfs_mapping **out, bool *consumed)
 {
 	struct vmmfs_va_placement place = { .kind = VMMFS_VA_ANY, .pa_hint = VMMFS_NO_PA_HINT };
+	struct vmmfs_vram *v;
 	struct vmmfs_mapping *m;
-	struct vmmfs_map_op *op;
 	int r;
 
 	*consumed = false;
@@ -362,36 +397,40 @@ static int map_known(struct vmmfs_vmm *vmm, const uint64_t *pfns, uint64_t npage
 		return -EINVAL;
 	if (npages > vmm->va_size >> VMMFS_PAGE_SHIFT)
 		return -ERANGE;
-	r = vmm_pfns_check(vmm, pfns, npages);
-	if (r)
-		return r;
+	v = vmm->gpu->vram;
 	if (pl)
 		place = *pl;
 	if (place.pa_hint == VMMFS_NO_PA_HINT)
 		place.pa_hint = pfns[0] << VMMFS_PAGE_SHIFT;
-	/* The references first: pages being mapped are never handed to the
-	 * page tables prepare allocates. */
-	r = vram_ref_pfns(vmm->gpu->vram, pfns, npages);
+	m = vmm_mapping_new(vmm, npages, MIN(npages, MAP_INLINE_WORDS));
+	if (!m)
+		return -ENOMEM;
+	/* The runs and the references first: pages being mapped are never
+	 * handed to the page tables prepare allocates. */
+	r = take_runs(vmm, pfns, npages, &m);
 	if (r)
-		return r;
-	r = vmm_prepare(vmm, npages, &place, pfns, flags, &op);
+		goto out_free;
+	r = vmm_prepare(vmm, m, &place, true, flags);
 	if (r)
 		goto out_unref;
-	m = vmm_op_mapping(op);
 	m->allocated = free_buf != NULL;
 	m->free_buf = free_buf;
-	r = vmm_execute(vmm, op, pfns, flags, true, out);
-	if (r && op->prepared) {
+	r = vmm_execute(vmm, &m->op, pfns, flags, true, out);
+	if (r && m->op.prepared) {
+		/* refused before the point of no return: undo it all */
 		m->free_buf = NULL;
-		vmmfs_vmm_abort_map(vmm, op);
-		goto out_unref;
+		vmm_runs_unref(v, m);
+		vmmfs_vmm_abort_map(vmm, &m->op);
+		return r;
 	}
 	/* after a hardware error the references stay with the quarantine */
 	*consumed = r != 0;
 	return r;
 
 out_unref:
-	unref_pfns(vmm, pfns, npages);
+	vmm_runs_unref(v, m);
+out_free:
+	vmmfs_free(m);
 	return r;
 }
 
@@ -532,24 +571,24 @@ void vmmfs_mapping_get_info(const struct vmmfs_mapping *m, struct vmmfs_mapping_
 	info->pages_64k = m->pages_64k;
 	info->pages_2m = m->pages_2m;
 	info->pages_512m = m->pages_512m;
-	for (uint64_t i = 0; i < m->nruns; i++)
-		if (!i || m->runs[i].pfn != (uint64_t)m->runs[i - 1].pfn + m->runs[i - 1].count)
-			info->nruns++;
+	info->nruns = m->nruns;
 }
 
 int vmmfs_mapping_for_each_run(const struct vmmfs_mapping *m,
 			       int (*fn)(void *ctx, uint64_t first_pfn, uint64_t count),
 			       void *ctx)
 {
-	uint64_t i = 0;
+	uint64_t q = 0;
 
-	while (i < m->nruns) {
-		uint64_t first = m->runs[i].pfn, count = m->runs[i].count;
+	while (q < m->nwords) {
+		uint64_t first = vmm_run_pfn(m->runs, q), count = vmm_run_count(m->runs, q);
 		int r;
 
-		/* Runs longer than 2^32 pages are stored in pieces. */
-		for (i++; i < m->nruns && m->runs[i].pfn == first + count; i++)
-			count += m->runs[i].count;
+		/* Runs longer than VMM_RUN_MAX pages are stored in pieces. */
+		for (q = vmm_run_next(m->runs, q);
+		     q < m->nwords && vmm_run_pfn(m->runs, q) == first + count;
+		     q = vmm_run_next(m->runs, q))
+			count += vmm_run_count(m->runs, q);
 		r = fn(ctx, first, count);
 		if (r)
 			return r;
@@ -721,8 +760,8 @@ static void chk_cursor_last(struct chk *c)
 {
 	const struct vmmfs_mapping *m = c->maps[c->mi];
 
-	c->ri = m->nruns - 1;
-	c->rstart = m->npages - m->runs[c->ri].count;
+	c->ri = vmm_run_prev(m->runs, m->nwords);
+	c->rstart = m->npages - vmm_run_count(m->runs, c->ri);
 }
 
 /* The PFN and access the mappings say for va. The cursor moves both ways
@@ -748,14 +787,14 @@ static bool chk_expect(struct chk *c, uint64_t va, uint64_t *pfn, bool *ro)
 		return false;
 	pg = (va - m->va) >> VMMFS_PAGE_SHIFT;
 	while (pg < c->rstart) {
-		c->ri--;
-		c->rstart -= m->runs[c->ri].count;
+		c->ri = vmm_run_prev(m->runs, c->ri);
+		c->rstart -= vmm_run_count(m->runs, c->ri);
 	}
-	while (pg >= c->rstart + m->runs[c->ri].count) {
-		c->rstart += m->runs[c->ri].count;
-		c->ri++;
+	while (pg >= c->rstart + vmm_run_count(m->runs, c->ri)) {
+		c->rstart += vmm_run_count(m->runs, c->ri);
+		c->ri = vmm_run_next(m->runs, c->ri);
 	}
-	*pfn = m->runs[c->ri].pfn + (pg - c->rstart);
+	*pfn = vmm_run_pfn(m->runs, c->ri) + (pg - c->rstart);
 	*ro = m->read_only;
 	return true;
 }
@@ -846,6 +885,12 @@ static void chk_dir(struct chk *c, struct vmm_pt *t, uint64_t base)
 			uint64_t lo = words[2 * i], hi = words[2 * i + 1], want[2];
 			struct mmu_pde b = { 0 }, s = { 0 };
 
+			/* words believed 0 are neither read nor written again */
+			if ((lo && !walk_bit(t->hwlo, i)) || (hi && !walk_bit(t->hwhi, i)))
+				CHK_FAIL(c, "PD0 at VRAM 0x%llx entry %u is 0x%llx:0x%llx, but the shadow "
+					 "believes its %s word is 0", (unsigned long long)t->addr, i,
+					 (unsigned long long)lo, (unsigned long long)hi,
+					 lo && !walk_bit(t->hwlo, i) ? "low" : "high");
 			if (leaf) {
 				chk_leaf(c, lo, false, va, span, "PD0 2 MiB PTE", t->addr + (uint64_t)i * 16);
 				if (hi)
@@ -1085,8 +1130,8 @@ int vmmfs_vmm_check(struct vmmfs_vmm *vmm, char *err, size_t len)
 		struct vmmfs_mapping *m = vmm_op_mapping(op);
 		struct vmm_plan p;
 
-		plan_init(&p, vmm, op->va, op->npages, op->planned, op->planned ? m->runs : NULL,
-			  m->nruns, op->plan_flags);
+		plan_init(&p, vmm, op->va, op->npages, op->planned, op->planned ? m : NULL,
+			  op->plan_flags);
 		chk_resv_add(c, &p, vmm->root, op->va, op->va + (op->npages << VMMFS_PAGE_SHIFT));
 	}
 
@@ -1099,16 +1144,29 @@ int vmmfs_vmm_check(struct vmmfs_vmm *vmm, char *err, size_t len)
 		mapped += m->npages;
 		nmaps++;
 		va_used += m->npages;
-		for (uint64_t i = 0; i < m->nruns && !c->r; i++)
-			for (uint64_t q = 0; q < m->runs[i].count; q++) {
-				uint32_t w = vram_owner(vmm->gpu->vram, m->runs[i].pfn + q);
+		uint64_t runs = 0, pages = 0;
+
+		for (uint64_t i = 0; i < m->nwords && !c->r; i = vmm_run_next(m->runs, i)) {
+			uint64_t pfn = vmm_run_pfn(m->runs, i), n = vmm_run_count(m->runs, i);
+
+			runs++;
+			pages += n;
+			for (uint64_t q = 0; q < n; q++) {
+				uint32_t w = vram_owner(vmm->gpu->vram, pfn + q);
 
 				if (w == 0 || w == VRAM_OWNER_PT) {
 					CHK_FAIL(c, "mapped page 0x%llx has owner word 0x%x",
-						 (unsigned long long)(m->runs[i].pfn + q), w);
+						 (unsigned long long)(pfn + q), w);
 					break;
 				}
 			}
+		}
+		if (!c->r && (pages != m->npages || runs < m->nruns || m->nwords > m->cap_words))
+			CHK_FAIL(c, "mapping at VA 0x%llx: %llu pages in %llu stored runs (%llu words "
+				 "of %llu), it says %llu pages in %llu runs", (unsigned long long)m->va,
+				 (unsigned long long)pages, (unsigned long long)runs,
+				 (unsigned long long)m->nwords, (unsigned long long)m->cap_words,
+				 (unsigned long long)m->npages, (unsigned long long)m->nruns);
 	}
 	for (struct vmmfs_mapping *m = vmm->quar_maps; m; m = m->next) {
 		quar += m->npages;

@@ -15,9 +15,15 @@
  *     (the op's entries plus zeros for the rest: no separate zeroing);
  *   - in an installed table only the entries that change are written, one
  *     batch per run of consecutive entries;
- *   - a dual PDE is written as both words, low first, from the shadow; a
- *     half the shadow does not own is read back from VRAM and kept
+ *   - a dual PDE in an installed PD0 is written from the shadow, low word
+ *     first, but a word that vmmfs last wrote as 0 and that stays 0 is
+ *     neither written nor read (the shadow keeps a bit per word: may be
+ *     non-zero), so a 2 MiB PTE over an empty slot is one write and so is
+ *     a small table's pointer next to no big one; a half the shadow does
+ *     not own but that may be non-zero is read back and kept
  *     (big-pages-and-tlb.md §7.2, nvidia-mmu.md §10.2 item 6);
+ *   - PTEs are made two at a time, counted up from a run's first PFN where
+ *     one run covers them, else from the caller's PFN array;
  *   - then one TLB invalidate (by the caller of the walk).
  *
  * Big pages (big-pages-and-tlb.md §2, §3, §4, §7.2):
@@ -43,54 +49,158 @@
 
 /* ---- runs ---------------------------------------------------------------------- */
 
-uint64_t vmm_runs_count(const uint64_t *pfns, uint64_t n)
+uint64_t vmm_pfn_limit(const struct vmmfs_vmm *vmm)
 {
-	uint64_t runs = 0, len = 0;
-
-	for (uint64_t i = 0; i < n; i++) {
-		if (i && len < UINT32_MAX && pfns[i] == pfns[i - 1] + 1) {
-			len++;
-			continue;
-		}
-		runs++;
-		len = 1;
-	}
-	return runs;
+	return MIN(vmm->fmt->max_vid_pfn, vmm->gpu->info.vram_size >> VMMFS_PAGE_SHIFT);
 }
 
-uint64_t vmm_runs_build(const uint64_t *pfns, uint64_t n, struct vmm_run *out, uint64_t cap)
+/* The end of the run of consecutive PFNs that starts at pfns[i]: pfns[j] -
+ * j is the same for every j of a run. Four at a time, no branch per PFN. */
+static inline uint64_t run_end(const uint64_t *pfns, uint64_t i, uint64_t n)
 {
-	uint64_t k = 0;
+	uint64_t key = pfns[i] - i, j = i + 1;
 
-	for (uint64_t i = 0; i < n; i++) {
-		if (k && out[k - 1].count < UINT32_MAX &&
-		    pfns[i] == (uint64_t)out[k - 1].pfn + out[k - 1].count) {
-			out[k - 1].count++;
-			continue;
-		}
-		if (k == cap)
-			return 0;
-		out[k].pfn = (uint32_t)pfns[i];
-		out[k].count = 1;
+	if (j == n || pfns[j] - j != key)
+		return j;       /* a single page: scattered PFNs */
+	j++;
+	while (j + 4 <= n && !(((pfns[j] - j) ^ key) | ((pfns[j + 1] - (j + 1)) ^ key) |
+			       ((pfns[j + 2] - (j + 2)) ^ key) | ((pfns[j + 3] - (j + 3)) ^ key)))
+		j += 4;
+	while (j < n && pfns[j] - j == key)
+		j++;
+	return j;
+}
+
+/* Words a run of len pages takes (pieces of at most VMM_RUN_MAX pages). */
+static inline uint64_t run_words(uint64_t len)
+{
+	uint64_t rest;
+
+	if (len <= VMM_RUN_MAX)
+		return len > 1 ? 2 : 1;
+	rest = len % VMM_RUN_MAX;
+	return 2 * (len / VMM_RUN_MAX) + (rest > 1 ? 2 : rest);
+}
+
+static inline bool run_in(uint64_t first, uint64_t len, uint64_t limit)
+{
+	return first < limit && len <= limit - first;
+}
+
+int vmm_runs_measure(const uint64_t *pfns, uint64_t n, uint64_t limit, uint64_t *words,
+		     uint64_t *nruns)
+{
+	uint64_t w = 0, k = 0;
+
+	for (uint64_t i = 0, j; i < n; i = j) {
+		j = run_end(pfns, i, n);
+		if (!run_in(pfns[i], j - i, limit))
+			return -ERANGE;
+		w += run_words(j - i);
 		k++;
 	}
-	return k;
+	*words = w;
+	*nruns = k;
+	return 0;
 }
 
-int vmm_pfns_check(const struct vmmfs_vmm *vmm, const uint64_t *pfns, uint64_t n)
+int vmm_runs_add(struct vram_batch *b, const uint64_t *pfns, uint64_t *at, uint64_t n,
+		 uint64_t limit, struct vmmfs_mapping *m)
 {
-	uint64_t limit = MIN(vmm->fmt->max_vid_pfn, vmm->gpu->info.vram_size >> VMMFS_PAGE_SHIFT);
+	uint64_t k = m->nwords, cap = m->cap_words, i = *at, j;
+	uint32_t *out = m->runs;
+	int r = 0;
 
-	for (uint64_t i = 0; i < n; i++)
-		if (pfns[i] >= limit)
-			return -ERANGE;
-	return 0;
+	for (; i < n; i = j) {
+		uint64_t first = pfns[i], len;
+
+		j = run_end(pfns, i, n);
+		len = j - i;
+		if (!run_in(first, len, limit)) {
+			r = -ERANGE;
+			break;
+		}
+		if (run_words(len) > cap - k) {
+			r = -ENOSPC;
+			break;
+		}
+		if (b) {
+			r = vram_batch_ref(b, first, len);
+			if (r) {
+				/* a PFN out of range further on takes precedence */
+				for (uint64_t q = j; q < n; q++)
+					if (pfns[q] >= limit)
+						r = -ERANGE;
+				break;
+			}
+		}
+		m->max_run = MAX(m->max_run, len);
+		m->nruns++;
+		if (len == 1) {
+			out[k++] = (uint32_t)first;
+			continue;
+		}
+		while (len) {
+			uint64_t piece = MIN(len, (uint64_t)VMM_RUN_MAX);
+
+			if (piece == 1) {
+				out[k++] = (uint32_t)first;
+			} else {
+				out[k++] = VMM_RUN_LONG | (uint32_t)first;
+				out[k++] = VMM_RUN_LONG | (uint32_t)piece;
+			}
+			first += piece;
+			len -= piece;
+		}
+	}
+	m->nwords = k;
+	*at = i;
+	return r;
+}
+
+void vmm_runs_drop(struct vram_batch *b, struct vmmfs_mapping *m)
+{
+	for (uint64_t q = 0; q < m->nwords; q = vmm_run_next(m->runs, q))
+		vram_batch_unref(b, vmm_run_pfn(m->runs, q), vmm_run_count(m->runs, q));
+	m->nwords = m->nruns = m->max_run = 0;
+}
+
+int vmm_runs_build(struct vmmfs_vram *v, const uint64_t *pfns, uint64_t n, uint64_t limit,
+		   struct vmmfs_mapping *m)
+{
+	struct vram_batch b;
+	uint64_t at = 0;
+	int r;
+
+	m->nwords = m->nruns = m->max_run = 0;
+	if (!v) {
+		r = vmm_runs_add(NULL, pfns, &at, n, limit, m);
+		return VMMFS_WARN_ON(r == -ENOSPC) ? -EINVAL : r;
+	}
+	vram_batch_begin(v, &b);
+	r = vmm_runs_add(&b, pfns, &at, n, limit, m);
+	if (VMMFS_WARN_ON(r == -ENOSPC))
+		r = -EINVAL;
+	if (r)
+		vmm_runs_drop(&b, m);   /* all or nothing */
+	vram_batch_end(&b);
+	return r;
+}
+
+void vmm_runs_unref(struct vmmfs_vram *v, const struct vmmfs_mapping *m)
+{
+	struct vram_batch b;
+
+	vram_batch_begin(v, &b);
+	for (uint64_t q = 0; q < m->nwords; q = vmm_run_next(m->runs, q))
+		vram_batch_unref(&b, vmm_run_pfn(m->runs, q), vmm_run_count(m->runs, q));
+	vram_batch_end(&b);
 }
 
 /* ---- page-size decisions ----------------------------------------------------------- */
 
 void plan_init(struct vmm_plan *p, const struct vmmfs_vmm *vmm, uint64_t va, uint64_t npages,
-	       bool planned, const struct vmm_run *runs, uint64_t nruns, unsigned int flags)
+	       bool planned, const struct vmmfs_mapping *runs, unsigned int flags)
 {
 	memset(p, 0, sizeof(*p));
 	p->f = vmm->fmt;
@@ -98,21 +208,27 @@ void plan_init(struct vmm_plan *p, const struct vmmfs_vmm *vmm, uint64_t va, uin
 	p->va = va;
 	p->end = va + (npages << VMMFS_PAGE_SHIFT);
 	p->planned = planned;
-	p->runs = runs;
-	p->nruns = runs ? nruns : 0;
-	p->big = runs && nruns && !(flags & VMMFS_MAP_SMALL_ONLY);
+	if (runs && runs->nwords) {
+		p->runs = runs->runs;
+		p->nwords = runs->nwords;
+		/* the smallest big page is 16 pages: shorter runs have none */
+		p->big = !(flags & VMMFS_MAP_SMALL_ONLY) &&
+			 runs->max_run >= mmu_entry_span(&vmm->fmt->lpt) >> VMMFS_PAGE_SHIFT;
+	}
 }
 
 /* Moves the cursor to the run holding page pg (counted from p->va). */
 static void plan_seek(struct vmm_plan *p, uint64_t pg)
 {
+	const uint32_t *w = p->runs;
+
 	while (pg < p->rstart) {
-		p->r--;
-		p->rstart -= p->runs[p->r].count;
+		p->r = vmm_run_prev(w, p->r);
+		p->rstart -= vmm_run_count(w, p->r);
 	}
-	while (pg >= p->rstart + p->runs[p->r].count) {
-		p->rstart += p->runs[p->r].count;
-		p->r++;
+	while (pg >= p->rstart + vmm_run_count(w, p->r)) {
+		p->rstart += vmm_run_count(w, p->r);
+		p->r = vmm_run_next(w, p->r);
 	}
 }
 
@@ -121,29 +237,40 @@ uint64_t plan_pfn(struct vmm_plan *p, uint64_t va)
 	uint64_t pg = (va - p->va) >> VMMFS_PAGE_SHIFT;
 
 	plan_seek(p, pg);
-	return p->runs[p->r].pfn + (pg - p->rstart);
+	return vmm_run_pfn(p->runs, p->r) + (pg - p->rstart);
+}
+
+/* The run at the cursor and the stored pieces after it that continue it:
+ * pages [*rs, *re) (from p->va) with PFN *pfn at *rs. Leaves the cursor on
+ * the last piece. */
+static void plan_run_at_cursor(struct vmm_plan *p, uint64_t *rs, uint64_t *re, uint64_t *pfn)
+{
+	const uint32_t *w = p->runs;
+	uint64_t q = p->r, end = p->rstart + vmm_run_count(w, q), nq;
+
+	*rs = p->rstart;
+	*pfn = vmm_run_pfn(w, q);
+	while ((nq = vmm_run_next(w, q)) < p->nwords &&
+	       vmm_run_pfn(w, nq) == *pfn + (end - *rs)) {
+		p->rstart = end;
+		p->r = nq;
+		end += vmm_run_count(w, nq);
+		q = nq;
+	}
+	*re = end;
 }
 
 /* [va, va + size) maps one contiguous PFN run starting size-aligned. */
 static bool plan_contig(struct vmm_plan *p, uint64_t va, uint64_t size)
 {
 	uint64_t pg = (va - p->va) >> VMMFS_PAGE_SHIFT, n = size >> VMMFS_PAGE_SHIFT;
-	uint64_t pfn, have, q;
+	uint64_t rs, re, pfn;
 
 	if (!p->big || va < p->va || p->end - va < size)
 		return false;
 	plan_seek(p, pg);
-	pfn = p->runs[p->r].pfn + (pg - p->rstart);
-	if (pfn & (n - 1))
-		return false;
-	have = p->rstart + p->runs[p->r].count - pg;
-	for (q = p->r; have < n; q++) {
-		if (q + 1 >= p->nruns ||
-		    p->runs[q + 1].pfn != (uint64_t)p->runs[q].pfn + p->runs[q].count)
-			return false;
-		have += p->runs[q + 1].count;
-	}
-	return true;
+	plan_run_at_cursor(p, &rs, &re, &pfn);
+	return !((pfn + (pg - rs)) & (n - 1)) && re - pg >= n;
 }
 
 bool plan_use_512m(struct vmm_plan *p, unsigned int level, const struct vmm_pt *child,
@@ -152,13 +279,6 @@ bool plan_use_512m(struct vmm_plan *p, unsigned int level, const struct vmm_pt *
 	return p->big && p->pd1_512m && (int)level == p->f->pd0 - 1 &&
 	       sb - sa == mmu_entry_span(&p->f->levels[level]) && !(child && child->installed) &&
 	       plan_contig(p, sa, sb - sa);
-}
-
-bool plan_use_2m(struct vmm_plan *p, const struct vmm_pt *pt, const struct vmm_pt *lpt,
-		 uint64_t sa, uint64_t sb)
-{
-	return p->big && sb - sa == mmu_entry_span(&p->f->levels[p->f->pd0]) &&
-	       !(pt && pt->installed) && !(lpt && lpt->installed) && plan_contig(p, sa, sb - sa);
 }
 
 uint32_t plan_full_chunks(const struct vmm_plan *p, uint64_t sa, uint64_t sb)
@@ -173,17 +293,75 @@ uint32_t plan_full_chunks(const struct vmm_plan *p, uint64_t sa, uint64_t sb)
 	return (n >= 32 ? 0xffffffffu : ((1u << n) - 1)) << lo;
 }
 
+/*
+ * The big pages the op's PFNs allow in the PD0 slot [sa, sb) (part of the
+ * op): which whole 64 KiB chunks are one contiguous, 64 KiB-aligned run,
+ * and whether the whole slot is one 2 MiB-aligned run. One forward scan
+ * over the runs of the slot, kept for the next question about the same
+ * slot (each walk asks several).
+ */
+static void plan_slot(struct vmm_plan *p, uint64_t sa, uint64_t sb)
+{
+	uint64_t base = ALIGN_DOWN(sa, mmu_table_span(&p->f->lpt));
+	uint64_t slot_pages = mmu_entry_span(&p->f->levels[p->f->pd0]) >> VMMFS_PAGE_SHIFT;
+	uint32_t full, m = 0;
+	uint64_t pg, pend;
+
+	if (p->ca == sa && p->cb == sb)
+		return;
+	p->ca = sa;
+	p->cb = sb;
+	p->c64 = 0;
+	p->c2m = false;
+	full = p->big ? plan_full_chunks(p, sa, sb) : 0;
+	if (!full)
+		return;
+	/* pages from p->va: the first whole chunk, the end of the last */
+	pg = (base + (uint64_t)__builtin_ctz(full) * SZ_64K - p->va) >> VMMFS_PAGE_SHIFT;
+	pend = (base + (32 - (uint64_t)__builtin_clz(full)) * SZ_64K - p->va) >> VMMFS_PAGE_SHIFT;
+	plan_seek(p, pg);
+	while (pg < pend) {
+		uint64_t rs, re, pfn, last, c;
+
+		plan_run_at_cursor(p, &rs, &re, &pfn);
+		if (pg == (sa - p->va) >> VMMFS_PAGE_SHIFT && sb - sa == slot_pages << VMMFS_PAGE_SHIFT)
+			p->c2m = re - pg >= slot_pages && !((pfn + (pg - rs)) & (slot_pages - 1));
+		/* the whole chunks inside [pg, min(re, pend)) with an aligned PFN */
+		last = MIN(pend, re);
+		c = (ALIGN_UP(p->va + (pg << VMMFS_PAGE_SHIFT), SZ_64K) - base) / SZ_64K;
+		for (; c < WALK_CHUNKS; c++) {
+			uint64_t cpg = (base + c * SZ_64K - p->va) >> VMMFS_PAGE_SHIFT;
+
+			if (cpg + (SZ_64K >> VMMFS_PAGE_SHIFT) > last)
+				break;
+			if (!((pfn + (cpg - rs)) & ((SZ_64K >> VMMFS_PAGE_SHIFT) - 1)))
+				m |= 1u << c;
+		}
+		pg = re;
+		if (pg < pend) {
+			p->rstart = re;
+			p->r = vmm_run_next(p->runs, p->r);
+		}
+	}
+	p->c64 = m & full;
+}
+
+bool plan_use_2m(struct vmm_plan *p, const struct vmm_pt *pt, const struct vmm_pt *lpt,
+		 uint64_t sa, uint64_t sb)
+{
+	if (!p->big || sb - sa != mmu_entry_span(&p->f->levels[p->f->pd0]) ||
+	    (pt && pt->installed) || (lpt && lpt->installed))
+		return false;
+	plan_slot(p, sa, sb);
+	return p->c2m;
+}
+
 uint32_t plan_chunks64(struct vmm_plan *p, uint64_t sa, uint64_t sb)
 {
-	uint32_t full = plan_full_chunks(p, sa, sb), m = 0;
-	uint64_t base = ALIGN_DOWN(sa, mmu_table_span(&p->f->lpt));
-
 	if (!p->big)
 		return 0;
-	for (uint32_t c = 0; c < WALK_CHUNKS; c++)
-		if ((full & (1u << c)) && plan_contig(p, base + c * SZ_64K, SZ_64K))
-			m |= 1u << c;
-	return m;
+	plan_slot(p, sa, sb);
+	return p->c64;
 }
 
 uint32_t plan_lpt_resv(struct vmm_plan *p, uint64_t sa, uint64_t sb, bool is2m)
@@ -193,26 +371,6 @@ uint32_t plan_lpt_resv(struct vmm_plan *p, uint64_t sa, uint64_t sb, bool is2m)
 	return is2m ? 0 : (uint32_t)__builtin_popcount(plan_chunks64(p, sa, sb));
 }
 
-/* Fills buf with the PTEs of n 4 KiB pages from va. */
-static void plan_fill(struct vmm_plan *p, uint64_t tmpl, unsigned int shift, uint64_t va,
-		      uint64_t n, uint64_t *buf)
-{
-	uint64_t pg = (va - p->va) >> VMMFS_PAGE_SHIFT;
-
-	while (n) {
-		uint64_t off, k, pfn;
-
-		plan_seek(p, pg);
-		off = pg - p->rstart;
-		k = MIN(n, p->runs[p->r].count - off);
-		pfn = p->runs[p->r].pfn + off;
-		for (uint64_t i = 0; i < k; i++)
-			*buf++ = tmpl | ((pfn + i) << shift);
-		pg += k;
-		n -= k;
-	}
-}
-
 /* ---- the walk context --------------------------------------------------------------- */
 
 struct wctx {
@@ -220,6 +378,8 @@ struct wctx {
 	struct vmmfs_gpu *gpu;
 	const struct mmu_fmt *f;
 	struct vmm_plan plan;
+	const uint64_t *pfns;      /* execute: the PFNs, page 0 at plan.va */
+	bool fill_runs;            /* execute: PTEs from the runs, not from pfns */
 	uint64_t tmpl;             /* execute: PTE template */
 	unsigned int pfn_shift;
 	uint64_t no4k;             /* LPTE "no 4 KiB PTEs" */
@@ -284,6 +444,59 @@ static uint64_t pte_at(struct wctx *w, uint64_t va)
 	return w->tmpl | (plan_pfn(&w->plan, va) << w->pfn_shift);
 }
 
+/* Two 64-bit lanes (GCC/clang vector extension: SSE2, NEON, or scalar
+ * code where there is no vector unit). */
+typedef uint64_t u64x2 __attribute__((vector_size(16)));
+
+/*
+ * The PTEs of the n 4 KiB pages from va: tmpl | pfn << shift, two at a
+ * time. Where one stored run covers them (mappings of long runs), the PFNs
+ * are counted up from the run's; else they are read from the caller's
+ * array (scattered PFNs: seeking through short runs costs more).
+ */
+static void fill_ptes(struct wctx *w, uint64_t va, uint64_t n, uint64_t *restrict buf)
+{
+	uint64_t pg = (va - w->plan.va) >> VMMFS_PAGE_SHIFT, i = 0;
+	const uint64_t tmpl = w->tmpl;
+	const unsigned int shift = w->pfn_shift;
+	const u64x2 t = { tmpl, tmpl };
+
+	if (w->fill_runs) {
+		struct vmm_plan *p = &w->plan;
+
+		plan_seek(p, pg);
+		if (pg + n <= p->rstart + vmm_run_count(p->runs, p->r)) {
+			uint64_t pfn = vmm_run_pfn(p->runs, p->r) + (pg - p->rstart);
+			u64x2 v = { pfn, pfn + 1 }, two = { 2, 2 };
+
+			for (; i + 2 <= n; i += 2) {
+				u64x2 a = (v << shift) | t;
+
+				memcpy(buf + i, &a, sizeof(a));
+				v += two;
+			}
+			if (i < n)
+				buf[i] = tmpl | ((pfn + i) << shift);
+			return;
+		}
+	}
+
+	const uint64_t *restrict src = w->pfns + pg;
+
+	for (; i + 4 <= n; i += 4) {
+		u64x2 a, b;
+
+		memcpy(&a, src + i, sizeof(a));
+		memcpy(&b, src + i + 2, sizeof(b));
+		a = (a << shift) | t;
+		b = (b << shift) | t;
+		memcpy(buf + i, &a, sizeof(a));
+		memcpy(buf + i + 2, &b, sizeof(b));
+	}
+	for (; i < n; i++)
+		buf[i] = tmpl | (src[i] << shift);
+}
+
 /* Takes a table whose use count dropped to 0 out of the tree. */
 static void detach(struct wctx *w, struct vmm_pt *pt)
 {
@@ -332,11 +545,17 @@ static void dual_vid(const struct mmu_fmt *f, const struct vmm_pt *big, const st
 static void keep_foreign_half(struct wctx *w, const struct vmm_pt *d, uint32_t i, int half,
 			      uint64_t raw[2])
 {
-	uint64_t v = hw_rd(w, d->addr + (uint64_t)i * 16 + (uint64_t)half * 8);
-	uint64_t two[2] = { half ? 0 : v, half ? v : 0 };
+	uint64_t v, two[2];
 	struct mmu_pde big, small;
 	bool is_pte;
 
+	/* A word vmmfs last wrote as 0 is known to be 0: no read, and it is
+	 * not written either while it stays 0 (pd0_write_slot). */
+	if (!walk_bit(half ? d->hwhi : d->hwlo, i))
+		return;
+	v = hw_rd(w, d->addr + (uint64_t)i * 16 + (uint64_t)half * 8);
+	two[0] = half ? 0 : v;
+	two[1] = half ? v : 0;
 	if (!v)
 		return;
 	mmu_dual_decode(w->f, two, &big, &small, &is_pte);
@@ -390,8 +609,41 @@ static void fill_entry(struct wctx *w, struct vmm_pt *d, uint32_t i, uint64_t ba
 		out[0] = dir_value(w, d, i, va);
 }
 
+/* Records what a PD0 entry now holds in VRAM: which words may be non-zero
+ * (after a failed access: unknown, so maybe). */
+static void pd0_known(struct wctx *w, struct vmm_pt *d, uint32_t i, const uint64_t raw[2])
+{
+	if (raw[0] || w->err)
+		walk_bit_set(d->hwlo, i);
+	else
+		walk_bit_clear(d->hwlo, i);
+	if (raw[1] || w->err)
+		walk_bit_set(d->hwhi, i);
+	else
+		walk_bit_clear(d->hwhi, i);
+}
+
+/* Writes one entry of an installed PD0. A word that is 0 and known to be 0
+ * in VRAM already is not written: a 2 MiB PTE over an empty slot is its
+ * low word alone, a small table next to no big one its high word alone
+ * (big-pages-and-tlb.md §3: the high word of a 2 MiB PTE is 0). */
+static void pd0_write_slot(struct wctx *w, struct vmm_pt *d, uint32_t i, const uint64_t raw[2])
+{
+	uint64_t pa = d->addr + (uint64_t)i * 16;
+	bool lo = raw[0] || walk_bit(d->hwlo, i), hi = raw[1] || walk_bit(d->hwhi, i);
+
+	if (lo && hi)
+		hw_wr(w, pa, raw, 2);
+	else if (lo)
+		hw_wr(w, pa, &raw[0], 1);
+	else if (hi)
+		hw_wr(w, pa + 8, &raw[1], 1);
+	pd0_known(w, d, i, raw);
+}
+
 /* Writes a directory: all of it when it is not installed yet, else the
- * dirty entries, one batch per run. */
+ * dirty entries, one batch per run (PD0: per entry, the words that
+ * change). */
 static void dir_write(struct wctx *w, struct vmm_pt *d, uint64_t base, uint32_t first,
 		      uint32_t last, const uint64_t *dirty, const uint64_t *gb, const uint64_t *gs)
 {
@@ -403,6 +655,18 @@ static void dir_write(struct wctx *w, struct vmm_pt *d, uint64_t base, uint32_t 
 		for (i = 0; i < n; i++)
 			fill_entry(w, d, i, base, gb, gs, &buf[i * words]);
 		hw_wr(w, d->addr, buf, (size_t)n * words);
+		if (l->dual)
+			for (i = 0; i < n; i++)
+				pd0_known(w, d, i, &buf[2 * i]);
+		return;
+	}
+	if (l->dual) {
+		for (i = first; i <= last; i++) {
+			if (!walk_bit(dirty, i))
+				continue;
+			fill_entry(w, d, i, base, gb, gs, buf);
+			pd0_write_slot(w, d, i, buf);
+		}
 		return;
 	}
 	for (i = first; i <= last; i = j) {
@@ -475,6 +739,15 @@ static void lpt_write(struct wctx *w, const struct vmm_pt *lpt, const struct vmm
 	}
 }
 
+/* The last entry of [i, last] of a PT before the next 64 KiB chunk in skip
+ * (i's own chunk is not in skip). */
+static inline uint32_t chunk_run_end(uint32_t i, uint32_t last, uint32_t skip)
+{
+	uint32_t c = i / 16 + 1, above = c < WALK_CHUNKS ? skip & (~0u << c) : 0;
+
+	return above ? MIN(last, (uint32_t)__builtin_ctz(above) * 16 - 1) : last;
+}
+
 /* Writes PTE values (or zeros) for entries [first, last] of a PT, skipping
  * the chunks in skip. */
 static void pt_write_range(struct wctx *w, const struct vmm_pt *pt, uint64_t base, uint32_t first,
@@ -488,13 +761,11 @@ static void pt_write_range(struct wctx *w, const struct vmm_pt *pt, uint64_t bas
 			i = (i / 16 + 1) * 16;
 			continue;
 		}
-		for (j = i; j + 1 <= last && !(skip & (1u << ((j + 1) / 16))); j++)
-			;
+		j = chunk_run_end(i, last, skip);
 		if (zero) {
 			hw_zero(w, pt->addr + (uint64_t)i * 8, j - i + 1);
 		} else {
-			plan_fill(&w->plan, w->tmpl, w->pfn_shift, base + (uint64_t)i * VMMFS_PAGE_SIZE,
-				  j - i + 1, buf);
+			fill_ptes(w, base + (uint64_t)i * VMMFS_PAGE_SIZE, j - i + 1, buf);
 			hw_wr(w, pt->addr + (uint64_t)i * 8, buf, j - i + 1);
 		}
 		i = j + 1;
@@ -564,7 +835,10 @@ static void exec_pt(struct wctx *w, struct vmm_pt *pt, uint64_t sa, uint64_t sb,
 		return;
 	if (!pt->installed) {
 		/* A new table: ours and zeros, one batch (no separate zeroing). */
-		memset(w->vmm->scratch, 0, sizeof(w->vmm->scratch));
+		uint32_t n = (uint32_t)mmu_entries(l);
+
+		if (first || last != n - 1 || m64)
+			memset(w->vmm->scratch, 0, n * sizeof(uint64_t));
 		for (uint32_t i = first; i <= last; ) {
 			uint32_t j;
 
@@ -572,13 +846,11 @@ static void exec_pt(struct wctx *w, struct vmm_pt *pt, uint64_t sa, uint64_t sb,
 				i = (i / 16 + 1) * 16;
 				continue;
 			}
-			for (j = i; j + 1 <= last && !(m64 & (1u << ((j + 1) / 16))); j++)
-				;
-			plan_fill(&w->plan, w->tmpl, w->pfn_shift, base + (uint64_t)i * VMMFS_PAGE_SIZE,
-				  j - i + 1, &w->vmm->scratch[i]);
+			j = chunk_run_end(i, last, m64);
+			fill_ptes(w, base + (uint64_t)i * VMMFS_PAGE_SIZE, j - i + 1, &w->vmm->scratch[i]);
 			i = j + 1;
 		}
-		hw_wr(w, pt->addr, w->vmm->scratch, (size_t)mmu_entries(l));
+		hw_wr(w, pt->addr, w->vmm->scratch, n);
 		pt->installed = true;
 		return;
 	}
@@ -840,7 +1112,7 @@ int vmm_unmap_locked(struct vmmfs_vmm *vmm, struct vmmfs_mapping *m, struct vmm_
 	struct wctx w;
 
 	wctx_init(&w, vmm, freed);
-	plan_init(&w.plan, vmm, m->va, m->npages, false, NULL, 0, 0);
+	plan_init(&w.plan, vmm, m->va, m->npages, false, NULL, 0);
 	pramin_lock(vmm->gpu);
 	unmap_node(&w, vmm->root, m->va, m->va + (m->npages << VMMFS_PAGE_SHIFT));
 	pramin_unlock(vmm->gpu);
@@ -854,8 +1126,8 @@ int vmm_release_op_locked(struct vmmfs_vmm *vmm, struct vmmfs_map_op *op,
 	struct wctx w;
 
 	wctx_init(&w, vmm, freed);
-	plan_init(&w.plan, vmm, op->va, op->npages, op->planned, op->planned ? m->runs : NULL,
-		  m->nruns, op->plan_flags);
+	plan_init(&w.plan, vmm, op->va, op->npages, op->planned, op->planned ? m : NULL,
+		  op->plan_flags);
 	pramin_lock(vmm->gpu);
 	release_node(&w, vmm->root, op->va, op->va + (op->npages << VMMFS_PAGE_SHIFT));
 	pramin_unlock(vmm->gpu);
@@ -890,7 +1162,7 @@ int vmm_execute(struct vmmfs_vmm *vmm, struct vmmfs_map_op *op, const uint64_t *
 {
 	struct vmmfs_mapping *m;
 	struct vmm_pt *freed = NULL;
-	uint64_t nruns, end;
+	uint64_t end;
 	struct wctx w;
 	int r, rf = 0;
 
@@ -900,18 +1172,13 @@ int vmm_execute(struct vmmfs_vmm *vmm, struct vmmfs_map_op *op, const uint64_t *
 	if (op->planned && flags != op->plan_flags)
 		return -EINVAL;
 	m = vmm_op_mapping(op);
-	r = vmm_pfns_check(vmm, pfns, op->npages);
-	if (r)
-		return r;
-	if (op->planned) {
-		nruns = m->nruns;
-	} else {
-		nruns = vmm_runs_build(pfns, op->npages, m->runs, m->cap_runs);
-		if (VMMFS_WARN_ON(!nruns))
-			return -EINVAL;
-	}
+	/* planned ops come from map_pages, which built the runs and took the
+	 * references before prepare */
+	if (VMMFS_WARN_ON(op->planned != refs_held))
+		return -EINVAL;
 	if (!refs_held) {
-		r = vram_ref_pfns(vmm->gpu->vram, pfns, op->npages);
+		/* One pass over the PFNs: range check, runs, references. */
+		r = vmm_runs_build(vmm->gpu->vram, pfns, op->npages, vmm_pfn_limit(vmm), m);
 		if (r)
 			return r;
 	}
@@ -924,12 +1191,13 @@ int vmm_execute(struct vmmfs_vmm *vmm, struct vmmfs_map_op *op, const uint64_t *
 	pthread_mutex_lock(&vmm->lock);
 	vmm_list_del_op(vmm, op);
 	op->prepared = false;
-	m->nruns = nruns;
 	m->read_only = flags & VMMFS_MAP_READ_ONLY;
 	end = op->va + (op->npages << VMMFS_PAGE_SHIFT);
 
 	wctx_init(&w, vmm, &vmm->deferred);
-	plan_init(&w.plan, vmm, op->va, op->npages, op->planned, m->runs, nruns, flags);
+	plan_init(&w.plan, vmm, op->va, op->npages, op->planned, m, flags);
+	w.pfns = pfns;
+	w.fill_runs = m->nruns <= m->npages / 64;   /* runs of 64 pages on average */
 	w.tmpl = mmu_pte_vid_template(vmm->fmt, m->read_only);
 	pramin_lock(vmm->gpu);
 	exec_node(&w, vmm->root, op->va, end);

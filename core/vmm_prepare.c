@@ -3,8 +3,10 @@
  * Phase 1 of a map: everything that can fail (vmm.h "Two phases").
  *
  *  1. validate the request (no silent truncation: -ERANGE, -EINVAL);
- *  2. allocate the mapping object the op lives in, with room for its PFN
- *     runs (exact for planned ops, one per page otherwise);
+ *  2. the mapping object the op lives in comes from the caller
+ *     (vmm_mapping_new), with room for its PFN runs: the exact run stream
+ *     for planned ops (map_pages built it and took the page references),
+ *     one 4-byte word per page otherwise (the worst case);
  *  3. reserve the VA (VA buddy, under va_lock only);
  *  4. under the VMM lock, walk the shadow over the range once and count
  *     the tables that are missing; drop the lock, allocate them (heap node
@@ -481,49 +483,50 @@ static int check_placement(const struct vmmfs_vmm *vmm, uint64_t npages,
 	}
 }
 
-int vmm_prepare(struct vmmfs_vmm *vmm, uint64_t npages, const struct vmmfs_va_placement *pl,
-		const uint64_t *pfns, unsigned int flags, struct vmmfs_map_op **out)
+struct vmmfs_mapping *vmm_mapping_new(struct vmmfs_vmm *vmm, uint64_t npages, uint64_t cap_words)
 {
-	struct vmm_pt *stale = NULL;
-	struct lpt_page *empty = NULL;
 	struct vmmfs_mapping *m;
-	struct prep p;
-	uint64_t cap, end;
-	int r;
 
-	if (!vmm || !out)
-		return -EINVAL;
-	r = check_placement(vmm, npages, pl);
-	if (r)
-		return r;
-	cap = pfns ? vmm_runs_count(pfns, npages) : npages;
-	if (cap > (SIZE_MAX - sizeof(*m)) / sizeof(struct vmm_run))
-		return -ENOMEM;
-	m = vmmfs_malloc(sizeof(*m) + (size_t)cap * sizeof(struct vmm_run));
+	if (cap_words > (SIZE_MAX - sizeof(*m)) / sizeof(uint32_t))
+		return NULL;
+	m = vmmfs_malloc(sizeof(*m) + (size_t)cap_words * sizeof(uint32_t));
 	if (!m)
-		return -ENOMEM;
+		return NULL;
+	/* the run words stay untouched (not resident) until written */
 	memset(m, 0, sizeof(*m));
 	m->vmm = vmm;
 	m->npages = npages;
-	m->cap_runs = cap;
-	if (pfns)
-		m->nruns = vmm_runs_build(pfns, npages, m->runs, cap);
+	m->cap_words = cap_words;
+	return m;
+}
 
+int vmm_prepare(struct vmmfs_vmm *vmm, struct vmmfs_mapping *m,
+		const struct vmmfs_va_placement *pl, bool planned, unsigned int flags)
+{
+	struct vmm_pt *stale = NULL;
+	struct lpt_page *empty = NULL;
+	uint64_t npages = m->npages, end;
+	struct prep p;
+	int r;
+
+	r = check_placement(vmm, npages, pl);
+	if (r)
+		return r;
 	r = va_reserve(vmm, npages << VMMFS_PAGE_SHIFT, pl, &m->va, &m->va_blocks);
 	if (r)
-		goto out_free_map;
+		return r;
 	end = m->va + (npages << VMMFS_PAGE_SHIFT);
 	m->op.vmm = vmm;
 	m->op.va = m->va;
 	m->op.npages = npages;
-	m->op.planned = pfns != NULL;
+	m->op.planned = planned;
 	m->op.plan_flags = flags;
 
 	memset(&p, 0, sizeof(p));
 	p.vmm = vmm;
 	p.f = vmm->fmt;
 	p.e0 = (uint32_t)mmu_entries(&vmm->fmt->levels[vmm->fmt->pd0]);
-	plan_init(&p.plan, vmm, m->va, npages, m->op.planned, pfns ? m->runs : NULL, m->nruns, flags);
+	plan_init(&p.plan, vmm, m->va, npages, planned, planned ? m : NULL, flags);
 
 	pthread_mutex_lock(&vmm->lock);
 	for (;;) {
@@ -545,14 +548,13 @@ int vmm_prepare(struct vmmfs_vmm *vmm, uint64_t npages, const struct vmmfs_va_pl
 
 	pool_release(&p);
 	vmm_free_detached(vmm, stale, empty);
-	*out = &m->op;
 	return 0;
 
 out_release_pool:
 	pool_release(&p);
 	vmm_va_release(vmm, &m->va_blocks);
-out_free_map:
-	vmmfs_free(m);
+	m->va = 0;
+	memset(&m->op, 0, sizeof(m->op));
 	return r;
 }
 
@@ -560,7 +562,25 @@ int vmmfs_vmm_prepare_map(struct vmmfs_vmm *vmm, uint64_t npages,
 			  const struct vmmfs_va_placement *pl,
 			  struct vmmfs_map_op **op)
 {
-	return vmm_prepare(vmm, npages, pl, NULL, 0, op);
+	struct vmmfs_mapping *m;
+	int r;
+
+	if (!vmm || !op)
+		return -EINVAL;
+	r = check_placement(vmm, npages, pl);
+	if (r)
+		return r;
+	/* the PFNs are not known: room for the worst case, one word a page */
+	m = vmm_mapping_new(vmm, npages, npages);
+	if (!m)
+		return -ENOMEM;
+	r = vmm_prepare(vmm, m, pl, false, 0);
+	if (r) {
+		vmmfs_free(m);
+		return r;
+	}
+	*op = &m->op;
+	return 0;
 }
 
 /* ---- abort ------------------------------------------------------------------------------------ */

@@ -11,11 +11,16 @@
  *                 by prepare, after vmm->lock is dropped by unmap; never
  *                 by execute.
  *   Order: vmm->lock -> PRAMIN -> (released) -> TLB.
+ *   Page references (vram.h batches) take only VRAM chunk locks, which are
+ *   leaves (any lock may be held when taking one); execute takes its
+ *   references before vmm->lock, unmap drops them after releasing it.
  *
- * Memory: a mapping stores its PFNs as runs of 8 bytes (first PFN, count),
- * so a contiguous mapping costs a few dozen bytes whatever its size and a
- * scattered one 8 bytes per page. A prepared op lives inside the mapping it
- * will become (one allocation), so execute never allocates or frees.
+ * Memory: a mapping stores its PFNs as a stream of runs (below): 4 bytes
+ * for a run of one page, 8 for a longer run, so a contiguous mapping costs
+ * a few dozen bytes whatever its size and a scattered one at most 4 bytes
+ * per page. A prepared op lives inside the mapping it will become (one
+ * allocation, with room for the worst case when the PFNs are not known
+ * yet), so execute never allocates or frees.
  */
 #ifndef VMMFS_VMM_PRIV_H
 #define VMMFS_VMM_PRIV_H
@@ -30,12 +35,37 @@
 #include "mmu.h"
 #include "walk.h"
 
-/* A run of consecutive PFNs. PFNs fit in 32 bits on every format
- * (max_vid_pfn <= 1 << 28); runs longer than UINT32_MAX pages are split. */
-struct vmm_run {
-	uint32_t pfn;
-	uint32_t count;
-};
+struct vmmfs_vram;
+struct vram_batch;
+
+/*
+ * Runs of consecutive PFNs, stored as 32-bit words. PFNs are below 2^31 on
+ * every format (max_vid_pfn <= 1 << 28; vmmfs_vmm_create checks it):
+ *   [pfn]                               a run of one page (bit 31 clear)
+ *   [RUN_LONG | pfn] [RUN_LONG | count] a run of 2..VMM_RUN_MAX pages
+ * Both words of a long run have bit 31 set, so the stream can be walked
+ * both ways: the word just before a run tells how long the previous run's
+ * record is. Longer runs are stored in pieces.
+ */
+#define VMM_RUN_LONG 0x80000000u
+#define VMM_RUN_MAX 0x7fffffffu
+
+static inline uint64_t vmm_run_pfn(const uint32_t *w, uint64_t at)
+{
+	return w[at] & ~VMM_RUN_LONG;
+}
+static inline uint64_t vmm_run_count(const uint32_t *w, uint64_t at)
+{
+	return (w[at] & VMM_RUN_LONG) ? (w[at + 1] & VMM_RUN_MAX) : 1;
+}
+static inline uint64_t vmm_run_next(const uint32_t *w, uint64_t at)
+{
+	return at + 1 + (w[at] >> 31);
+}
+static inline uint64_t vmm_run_prev(const uint32_t *w, uint64_t at)
+{
+	return at - 1 - (w[at - 1] >> 31);
+}
 
 struct vmmfs_map_op {
 	struct vmmfs_map_op *prev, *next;  /* vmm->ops */
@@ -67,8 +97,10 @@ struct vmmfs_mapping {
 	uint64_t pages_4k, pages_64k, pages_2m, pages_512m;
 	uint64_t *free_buf;                /* allocated: room to return the longest run */
 	struct vmmfs_map_op op;            /* while prepared */
-	uint64_t nruns, cap_runs;
-	struct vmm_run runs[];
+	uint64_t nruns;                    /* runs of consecutive PFNs */
+	uint64_t max_run;                  /* pages in the longest */
+	uint64_t nwords, cap_words;        /* words of runs[] used, and its room */
+	uint32_t runs[];
 };
 
 static inline struct vmmfs_mapping *vmm_op_mapping(struct vmmfs_map_op *op)
@@ -124,10 +156,15 @@ void vmm_list_del_op(struct vmmfs_vmm *vmm, struct vmmfs_map_op *op);
 
 /* ---- prepare (vmm_prepare.c) ------------------------------------------------ */
 
-/* Phase 1 for prepare_map and for map_pages: pfns and flags are what
- * execute will get (pfns NULL: unknown, prepare for any). */
-int vmm_prepare(struct vmmfs_vmm *vmm, uint64_t npages, const struct vmmfs_va_placement *pl,
-		const uint64_t *pfns, unsigned int flags, struct vmmfs_map_op **out);
+/* A mapping object for npages pages with room for cap_words run words,
+ * not prepared yet (vmmfs_free it if unused). NULL when out of memory. */
+struct vmmfs_mapping *vmm_mapping_new(struct vmmfs_vmm *vmm, uint64_t npages, uint64_t cap_words);
+/* Phase 1 for prepare_map and for map_pages, on a mapping from
+ * vmm_mapping_new. planned: m's runs are built and flags are what execute
+ * will get; else the PFNs are unknown and prepare plans for any. On
+ * failure m is as it was (the caller frees it). */
+int vmm_prepare(struct vmmfs_vmm *vmm, struct vmmfs_mapping *m,
+		const struct vmmfs_va_placement *pl, bool planned, unsigned int flags);
 /* Returns VA blocks to the VA buddy (takes va_lock). */
 void vmm_va_release(struct vmmfs_vmm *vmm, struct vmmfs_buddy_list *blocks);
 
@@ -153,14 +190,21 @@ struct vmm_plan {
 	bool pd1_512m;
 	uint64_t va, end;               /* the op's range */
 	bool planned;                   /* prepared knowing the PFNs */
-	bool big;                       /* PFNs known and big pages allowed */
-	const struct vmm_run *runs;
-	uint64_t nruns;
-	uint64_t r, rstart;             /* cursor: run index, its first page (from va) */
+	bool big;                       /* PFNs known, big pages allowed, a run of 16 pages */
+	const uint32_t *runs;           /* run stream */
+	uint64_t nwords;
+	uint64_t r, rstart;             /* cursor: word of a run, its first page (from va) */
+	/* the last PD0 slot looked at: [ca, cb), its 64 KiB chunks that are
+	 * contiguous and aligned, whether it is one 2 MiB run */
+	uint64_t ca, cb;
+	uint32_t c64;
+	bool c2m;
 };
 
+/* runs: the mapping whose runs say the PFNs, or NULL when they are not
+ * known. */
 void plan_init(struct vmm_plan *p, const struct vmmfs_vmm *vmm, uint64_t va, uint64_t npages,
-	       bool planned, const struct vmm_run *runs, uint64_t nruns, unsigned int flags);
+	       bool planned, const struct vmmfs_mapping *runs, unsigned int flags);
 uint64_t plan_pfn(struct vmm_plan *p, uint64_t va);
 /* level: of the directory holding the slot; child: its table there (or NULL). */
 bool plan_use_512m(struct vmm_plan *p, unsigned int level, const struct vmm_pt *child,
@@ -174,17 +218,39 @@ uint32_t plan_lpt_resv(struct vmm_plan *p, uint64_t sa, uint64_t sb, bool is2m);
 
 /* ---- execute and unmap (vmm_execute.c): no allocation ----------------------- */
 
-/* Builds the runs of pfns[0..n) into out (capacity cap); returns the count,
- * or 0 when cap is too small. */
-uint64_t vmm_runs_build(const uint64_t *pfns, uint64_t n, struct vmm_run *out, uint64_t cap);
-/* Number of runs pfns[0..n) makes. */
-uint64_t vmm_runs_count(const uint64_t *pfns, uint64_t n);
-/* Checks every PFN against VRAM and the PTE address field: 0 or -ERANGE. */
-int vmm_pfns_check(const struct vmmfs_vmm *vmm, const uint64_t *pfns, uint64_t n);
+/* The first PFN that a mapping cannot use: the end of VRAM or of the PTE
+ * address field, whichever comes first. */
+uint64_t vmm_pfn_limit(const struct vmmfs_vmm *vmm);
+/* One pass over pfns[0..n): every PFN below limit (else -ERANGE), and the
+ * size of their run stream (*words) and number of runs (*nruns). */
+int vmm_runs_measure(const uint64_t *pfns, uint64_t n, uint64_t limit, uint64_t *words,
+		     uint64_t *nruns);
+/* One pass over pfns[0..n): checks every PFN below limit, stores the runs
+ * into m->runs (room: m->cap_words) and, with v, takes one mapping
+ * reference per run (vram.h batches: one atomic per 2 MiB of a contiguous
+ * run). Sets m->nwords and m->nruns. Returns 0, -ERANGE, -EACCES,
+ * -EOVERFLOW (no reference kept), -EINVAL (no room: a caller bug).
+ * Allocation-free and lock-free: execute calls it. */
+int vmm_runs_build(struct vmmfs_vram *v, const uint64_t *pfns, uint64_t n, uint64_t limit,
+		   struct vmmfs_mapping *m);
+/* Drops the mapping references of m's runs. */
+void vmm_runs_unref(struct vmmfs_vram *v, const struct vmmfs_mapping *m);
+/*
+ * The steps of vmm_runs_build, for callers that size m as they go: adds
+ * the runs of pfns[*at..n) after m's stored words, with a mapping reference
+ * on each in batch b (when non-NULL), checking every PFN against limit.
+ * Stops at the first run that does not fit in m->cap_words: -ENOSPC with
+ * *at on that run. Else 0, or the first error (-ERANGE, -EACCES,
+ * -EOVERFLOW) with the runs stored before it still stored and referenced;
+ * vmm_runs_drop drops those references (in b) and forgets the runs.
+ */
+int vmm_runs_add(struct vram_batch *b, const uint64_t *pfns, uint64_t *at, uint64_t n,
+		 uint64_t limit, struct vmmfs_mapping *m);
+void vmm_runs_drop(struct vram_batch *b, struct vmmfs_mapping *m);
 
-/* Phase 2. refs_held: the caller already took the page references (map_pages
- * takes them before prepare, so prepare's table pages cannot be among the
- * pages being mapped). */
+/* Phase 2. refs_held: the caller already took the page references and
+ * built the runs (map_pages does both before prepare, so prepare's table
+ * pages cannot be among the pages being mapped). */
 int vmm_execute(struct vmmfs_vmm *vmm, struct vmmfs_map_op *op, const uint64_t *pfns,
 		unsigned int flags, bool refs_held, struct vmmfs_mapping **out);
 

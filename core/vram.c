@@ -7,24 +7,43 @@
  * page run, usable as a big page); [0, start) is allocated once at create
  * and never handed out.
  *
- * Owner words (one per VRAM page of the board, in an mmap'ed array that
- * costs host memory only where touched):
- *   0                       free, or allocated and not mapped
- *   1..0x7ffffffe           mapped that many times
- *   PARKED | 1..0x7ffffffe  mapped, and held out of the buddy: an
- *                           allocation met the page while someone mapped it
- *   VRAM_OWNER_PT           holds a page table
- * Words change by compare-and-swap only. Whoever clears PARKED (the last
- * unref, or an allocation undoing its own parking) returns the page to the
- * buddy; nobody else does.
+ * Ownership words (vram.h): one 32-bit word per 2 MiB chunk, uniform or
+ * split, and one 16-bit word per page for split chunks. How a chunk word
+ * changes:
  *
- * Locking: v->lock guards the buddy. ref/unref take no lock, except that
- * the unref that drops the last mapping of a parked page takes it to give
- * the page back.
+ *   uniform k -> k +/- 1     a reference on, or the drop of, a run that
+ *                            covers the whole chunk (one CAS)
+ *   uniform k -> LOCKED      a caller that needs the page words: it stores
+ *                            k into all 512 of them first
+ *   SPLIT|n   -> LOCKED      the same, the words are already right
+ *   LOCKED    -> SPLIT|n     done; n = non-zero page words, counted by the
+ *                            lock holder
+ *   LOCKED    -> uniform k   done, and every page word is k (n = 0, or
+ *                            n = 512 with equal plain counts): the chunk
+ *                            is uniform again
+ * While a chunk is LOCKED only its holder touches its page words, with plain
+ * stores; readers that do not change anything (vram_owner, the scan of
+ * vram_alloc_pages) read them without the lock. The words of a uniform
+ * chunk are stale and never read. The last chunk of a board that is not a
+ * 2 MiB multiple is never made uniform (its missing pages would count).
+ *
+ * The chunk lock is a leaf: its holder only loads and stores page words,
+ * never waits for another lock, never allocates and never calls out; it
+ * holds one chunk at a time. A batch keeps the chunk it
+ * last changed locked until it moves to another chunk or ends, so the
+ * holder may also be the caller's own loop between two batch calls, which
+ * in vmmfs only walks its PFN array. A buddy operation (under v->lock) may
+ * take a chunk lock; nothing takes v->lock while holding one.
+ *
+ * Locking: v->lock guards the buddy. ref/unref take chunk locks only,
+ * except that the unref that drops the last mapping of a parked page takes
+ * v->lock (after unlocking its chunk) to give the page back.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <vmmfs/vmmfs.h>
 #include "internal.h"
 #include "mem.h"
@@ -33,22 +52,38 @@
 
 #define PAGE_SHIFT 12
 #define PAGE_SIZE (1ull << PAGE_SHIFT)
-#define PAGES_2M 512u
-#define OWNER_COUNT_MAX (VRAM_OWNER_COUNT - 1)
+#define CHUNK_SHIFT 9                  /* pages per chunk: 512 (2 MiB) */
+#define CHUNK_PAGES (1u << CHUNK_SHIFT)
+#define PAGES_2M CHUNK_PAGES
+
+#define CW_SPLIT 0x80000000u
+#define CW_LOCKED 0x40000000u
+#define CW_COUNT 0x3fffffffu
+
+#define PW_PT 0xffffu
+#define PW_PARKED 0x8000u
+#define PW_COUNT 0x7fffu
+
+#define NO_CHUNK UINT64_MAX
 
 struct vmmfs_vram {
 	pthread_mutex_t lock;             /* guards buddy */
 	struct vmmfs_buddy *buddy;        /* [0, end), offset = physical address */
 	struct vmmfs_buddy_list reserved; /* [0, start) */
 	uint64_t vram_size, start, end, pages;
-	_Atomic uint32_t *owner;          /* pages words */
-	size_t owner_bytes;
+	uint64_t chunks, full_chunks;     /* all chunks; those with 512 pages */
+	_Atomic uint32_t *chunk;          /* chunks words */
+	_Atomic uint16_t *page;           /* pages words */
+	void *map;                        /* both arrays */
+	size_t map_bytes;
 	atomic_uint_fast64_t pt_pages, mapped_pages, alloc_pages, parked_pages;
 };
 
 int vram_create(uint64_t vram_size, uint64_t start, uint64_t end, struct vmmfs_vram **out)
 {
 	struct vmmfs_vram *v;
+	size_t chunk_bytes;
+	long host_page = sysconf(_SC_PAGESIZE);
 	void *map;
 	int r = -ENOMEM;
 
@@ -62,21 +97,29 @@ int vram_create(uint64_t vram_size, uint64_t start, uint64_t end, struct vmmfs_v
 	v->start = start;
 	v->end = end;
 	v->pages = vram_size >> PAGE_SHIFT;
-	v->owner_bytes = (size_t)v->pages * sizeof(uint32_t);
+	v->chunks = (v->pages + CHUNK_PAGES - 1) >> CHUNK_SHIFT;
+	v->full_chunks = v->pages >> CHUNK_SHIFT;
+	chunk_bytes = ALIGN_UP((size_t)v->chunks * sizeof(uint32_t), 64);
+	v->map_bytes = ALIGN_UP(chunk_bytes + (size_t)v->pages * sizeof(uint16_t),
+				(size_t)(host_page > 0 ? host_page : 4096));
 	if (pthread_mutex_init(&v->lock, NULL))
 		goto out_free;
 
-	/* The owner array is an allocation too: let tests fail it. */
+	/* The owner arrays are an allocation too: let tests fail it. Charged
+	 * to the commit limit now, no MAP_NORESERVE (vram.h "Memory"). */
 	if (vmmfs_fault_point())
 		goto out_mutex;
-	map = mmap(NULL, v->owner_bytes, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	map = mmap(NULL, v->map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (map == MAP_FAILED) {
-		log_err("vram: cannot reserve %llu MiB of address space for the page owner table",
-			(unsigned long long)(v->owner_bytes >> 20));
+		log_err("vram: cannot get %llu KiB of memory for the page owner table of %llu MiB of VRAM",
+			(unsigned long long)(v->map_bytes >> 10), (unsigned long long)(vram_size >> 20));
 		goto out_mutex;
 	}
-	v->owner = map;
+	v->map = map;
+	v->chunk = map;
+	v->page = (_Atomic uint16_t *)(void *)((char *)map + chunk_bytes);
+	if (v->chunks > v->full_chunks)
+		atomic_store(&v->chunk[v->full_chunks], CW_SPLIT);   /* short: always split */
 
 	r = vmmfs_buddy_create(end, PAGE_SIZE, &v->buddy);
 	if (r)
@@ -92,7 +135,7 @@ int vram_create(uint64_t vram_size, uint64_t start, uint64_t end, struct vmmfs_v
 out_buddy:
 	vmmfs_buddy_destroy(v->buddy);
 out_unmap:
-	munmap(v->owner, v->owner_bytes);
+	munmap(v->map, v->map_bytes);
 out_mutex:
 	pthread_mutex_destroy(&v->lock);
 out_free:
@@ -115,7 +158,7 @@ void vram_destroy(struct vmmfs_vram *v)
 			 (unsigned long long)alloc, (unsigned long long)parked);
 	vmmfs_buddy_free_list(v->buddy, &v->reserved);
 	vmmfs_buddy_destroy(v->buddy);
-	munmap(v->owner, v->owner_bytes);
+	munmap(v->map, v->map_bytes);
 	pthread_mutex_destroy(&v->lock);
 	vmmfs_free(v);
 }
@@ -125,26 +168,111 @@ uint64_t vram_size(const struct vmmfs_vram *v)
 	return v->vram_size;
 }
 
-/* ---- parking ------------------------------------------------------------ */
+/* ---- chunk words -------------------------------------------------------- */
 
-/* The page pfn was just allocated and its word is non-zero: someone maps
- * it. Park it (keep it allocated until its last mapping goes). Returns
- * false when the word dropped to 0 meanwhile: the page is usable after all. */
-static bool park(struct vmmfs_vram *v, uint64_t pfn)
+/* The chunk word, once no one holds the chunk locked. */
+static uint32_t chunk_load(const struct vmmfs_vram *v, uint64_t c)
 {
-	_Atomic uint32_t *w = &v->owner[pfn];
-	uint32_t old = atomic_load(w);
+	unsigned int spins = 0;
+	uint32_t w;
+
+	while ((w = atomic_load(&v->chunk[c])) == CW_LOCKED) {
+		/* the holder only stores page words (vram.h) */
+		if (++spins > 64)
+			sched_yield();
+	}
+	return w;
+}
+
+/* Locks chunk c for its page words; returns how many are non-zero. */
+static uint32_t chunk_lock(struct vmmfs_vram *v, uint64_t c)
+{
+	_Atomic uint32_t *cw = &v->chunk[c];
+	uint32_t w = chunk_load(v, c);
 
 	for (;;) {
-		if (!old)
-			return false;
-		if (VMMFS_WARN_ON(old == VRAM_OWNER_PT || (old & VRAM_OWNER_PARKED)))
-			return true;    /* a free page can be neither: keep it out */
-		if (atomic_compare_exchange_weak(w, &old, old | VRAM_OWNER_PARKED))
-			break;
+		if (w == CW_LOCKED) {
+			w = chunk_load(v, c);
+		} else if (atomic_compare_exchange_weak(cw, &w, CW_LOCKED)) {
+			_Atomic uint16_t *pw = &v->page[c << CHUNK_SHIFT];
+
+			if (w & CW_SPLIT)
+				return w & CW_COUNT;
+			for (uint32_t i = 0; i < CHUNK_PAGES; i++)
+				atomic_store_explicit(&pw[i], (uint16_t)w, memory_order_relaxed);
+			return w ? CHUNK_PAGES : 0;
+		}
 	}
+}
+
+/* Unlocks chunk c, whose page words now hold nz non-zero ones: uniform
+ * again when they are all 0 or all the same plain count. */
+static void chunk_unlock(struct vmmfs_vram *v, uint64_t c, uint32_t nz)
+{
+	uint32_t w = CW_SPLIT | nz;
+
+	if (c < v->full_chunks) {
+		if (!nz) {
+			w = 0;
+		} else if (nz == CHUNK_PAGES) {
+			_Atomic uint16_t *pw = &v->page[c << CHUNK_SHIFT];
+			uint16_t k = atomic_load_explicit(&pw[0], memory_order_relaxed);
+			uint32_t i = 1;
+
+			while (i < CHUNK_PAGES && atomic_load_explicit(&pw[i], memory_order_relaxed) == k)
+				i++;
+			if (i == CHUNK_PAGES && k <= VRAM_MAP_MAX)
+				w = k;
+		}
+	}
+	atomic_store(&v->chunk[c], w);
+}
+
+/* ---- page words ----------------------------------------------------------- */
+
+static uint32_t owner_of(uint16_t pw)
+{
+	if (pw == PW_PT)
+		return VRAM_OWNER_PT;
+	return (pw & PW_PARKED ? VRAM_OWNER_PARKED : 0) | (pw & PW_COUNT);
+}
+
+static inline uint16_t pw_get(const struct vmmfs_vram *v, uint64_t pfn)
+{
+	return atomic_load_explicit(&v->page[pfn], memory_order_relaxed);
+}
+
+static inline void pw_set(struct vmmfs_vram *v, uint64_t pfn, uint16_t val)
+{
+	atomic_store_explicit(&v->page[pfn], val, memory_order_relaxed);
+}
+
+/* ---- parking ------------------------------------------------------------ */
+
+/* The page pfn was just allocated and may be mapped: park it (keep it
+ * allocated until its last mapping goes). Chunk locked by the caller.
+ * Returns false when it is not mapped: the page is usable. */
+static bool park_locked(struct vmmfs_vram *v, uint64_t pfn)
+{
+	uint16_t old = pw_get(v, pfn);
+
+	if (!old)
+		return false;
+	if (VMMFS_WARN_ON(old == PW_PT || (old & PW_PARKED)))
+		return true;    /* a free page can be neither: keep it out */
+	pw_set(v, pfn, old | PW_PARKED);
 	atomic_fetch_add(&v->parked_pages, 1);
 	return true;
+}
+
+static bool park(struct vmmfs_vram *v, uint64_t pfn)
+{
+	uint64_t c = pfn >> CHUNK_SHIFT;
+	uint32_t nz = chunk_lock(v, c);
+	bool parked = park_locked(v, pfn);
+
+	chunk_unlock(v, c, nz);
+	return parked;
 }
 
 /* Undoes our own parking of blk's page (lock held): if the page is still
@@ -152,15 +280,16 @@ static bool park(struct vmmfs_vram *v, uint64_t pfn)
  * meanwhile, that unref returns it once we drop the lock. */
 static void unpark(struct vmmfs_vram *v, struct vmmfs_buddy_block *blk)
 {
-	_Atomic uint32_t *w = &v->owner[vmmfs_buddy_block_offset(blk) >> PAGE_SHIFT];
-	uint32_t old = atomic_load(w);
+	uint64_t pfn = vmmfs_buddy_block_offset(blk) >> PAGE_SHIFT, c = pfn >> CHUNK_SHIFT;
+	uint32_t nz = chunk_lock(v, c);
+	uint16_t old = pw_get(v, pfn);
+	bool mine = (old & PW_PARKED) && old != PW_PT;
 
-	for (;;) {
-		if (!(old & VRAM_OWNER_PARKED) || old == VRAM_OWNER_PT)
-			return;
-		if (atomic_compare_exchange_weak(w, &old, old & ~VRAM_OWNER_PARKED))
-			break;
-	}
+	if (mine)
+		pw_set(v, pfn, old & ~PW_PARKED);
+	chunk_unlock(v, c, nz);
+	if (!mine)
+		return;
 	atomic_fetch_sub(&v->parked_pages, 1);
 	vmmfs_buddy_free_block(v->buddy, blk);
 }
@@ -195,6 +324,25 @@ static void release_parked(struct vmmfs_vram *v, uint64_t pfn)
 
 /* ---- page-table pages --------------------------------------------------- */
 
+/* Marks a freshly allocated page as a page table (true), or parks it when
+ * it is mapped (false). */
+static bool claim_pt(struct vmmfs_vram *v, uint64_t pfn)
+{
+	uint64_t c = pfn >> CHUNK_SHIFT;
+	uint32_t nz = chunk_lock(v, c);
+	bool claimed = false;
+
+	if (!pw_get(v, pfn)) {
+		pw_set(v, pfn, PW_PT);
+		nz++;
+		claimed = true;
+	} else {
+		park_locked(v, pfn);
+	}
+	chunk_unlock(v, c, nz);
+	return claimed;
+}
+
 int vram_alloc_pt(struct vmmfs_vram *v, uint64_t *pa)
 {
 	struct vmmfs_buddy_list parked = VMMFS_BUDDY_LIST_INIT;
@@ -203,7 +351,6 @@ int vram_alloc_pt(struct vmmfs_vram *v, uint64_t *pa)
 	pthread_mutex_lock(&v->lock);
 	for (;;) {
 		struct vmmfs_buddy_list one = VMMFS_BUDDY_LIST_INIT;
-		uint32_t expect = 0;
 
 		if (vmmfs_buddy_alloc(v->buddy, 0, v->end, PAGE_SIZE, PAGE_SIZE, 0, &one)) {
 			unpark_list(v, &parked);
@@ -211,17 +358,11 @@ int vram_alloc_pt(struct vmmfs_vram *v, uint64_t *pa)
 			return -ENOMEM;
 		}
 		pfn = vmmfs_buddy_block_offset(one.head) >> PAGE_SHIFT;
-		for (;;) {
-			expect = 0;
-			if (atomic_compare_exchange_strong(&v->owner[pfn], &expect, VRAM_OWNER_PT))
-				goto claimed;
-			if (park(v, pfn))
-				break;
-			/* unmapped meanwhile: try to claim it again */
-		}
+		if (claim_pt(v, pfn))
+			break;
 		vmmfs_buddy_list_splice(&parked, &one);
 	}
-claimed:
+	/* the pages parked on the way stay out until their last mapping goes */
 	pthread_mutex_unlock(&v->lock);
 	atomic_fetch_add(&v->pt_pages, 1);
 	*pa = pfn << PAGE_SHIFT;
@@ -231,17 +372,25 @@ claimed:
 void vram_free_pt(struct vmmfs_vram *v, uint64_t pa)
 {
 	uint64_t pfn = pa >> PAGE_SHIFT;
-	uint32_t expect = VRAM_OWNER_PT;
 	struct vmmfs_buddy_block *blk;
 
 	if (VMMFS_WARN_ON(pfn >= v->pages || (pa & (PAGE_SIZE - 1))))
 		return;
 	/* The word first: once the page is back in the buddy, the next
 	 * allocation must see it unowned. */
-	if (!atomic_compare_exchange_strong(&v->owner[pfn], &expect, 0)) {
-		log_err("vram: page 0x%llx is returned as a page table but its owner word is 0x%x",
-			(unsigned long long)pa, expect);
-		return;
+	{
+		uint64_t c = pfn >> CHUNK_SHIFT;
+		uint32_t nz = chunk_lock(v, c);
+		uint16_t w = pw_get(v, pfn);
+
+		if (w == PW_PT)
+			pw_set(v, pfn, 0);
+		chunk_unlock(v, c, nz - (w == PW_PT));
+		if (w != PW_PT) {
+			log_err("vram: page 0x%llx is returned as a page table but its owner word is 0x%x",
+				(unsigned long long)pa, owner_of(w));
+			return;
+		}
 	}
 	atomic_fetch_sub(&v->pt_pages, 1);
 	pthread_mutex_lock(&v->lock);
@@ -328,6 +477,29 @@ static void list_remove(struct vmmfs_buddy_list *l, struct vmmfs_buddy_block *x)
 	x->next = NULL;
 }
 
+/* The first page of [first, first + n) that someone maps or that holds a
+ * table, or first + n. Uniform chunks are judged by their word alone. */
+static uint64_t first_owned(const struct vmmfs_vram *v, uint64_t first, uint64_t n)
+{
+	uint64_t p = first, end = first + n;
+
+	while (p < end) {
+		uint64_t c = p >> CHUNK_SHIFT, cend = MIN(end, (c + 1) << CHUNK_SHIFT);
+		uint32_t w = chunk_load(v, c);
+
+		if (!(w & CW_SPLIT)) {
+			if (w)
+				return p;
+			p = cend;
+			continue;
+		}
+		for (; p < cend; p++)
+			if (atomic_load_explicit(&v->page[p], memory_order_relaxed))
+				return p;
+	}
+	return end;
+}
+
 int vram_alloc_pages(struct vmmfs_vram *v, uint64_t npages, uint64_t *pfns)
 {
 	struct vmmfs_buddy_list todo = VMMFS_BUDDY_LIST_INIT, done = VMMFS_BUDDY_LIST_INIT;
@@ -362,9 +534,7 @@ int vram_alloc_pages(struct vmmfs_vram *v, uint64_t npages, uint64_t *pfns)
 		x = list_pop(&todo);
 		first = vmmfs_buddy_block_offset(x) >> PAGE_SHIFT;
 		n = vmmfs_buddy_block_size(v->buddy, x) >> PAGE_SHIFT;
-		for (p = first; p < first + n; p++)
-			if (atomic_load_explicit(&v->owner[p], memory_order_relaxed))
-				break;
+		p = first_owned(v, first, n);
 		if (p == first + n) {
 			list_push(&done, x);
 			continue;
@@ -423,7 +593,7 @@ void vram_free_pages(struct vmmfs_vram *v, const uint64_t *pfns, uint64_t npages
 			continue;
 		}
 		n = vmmfs_buddy_block_size(v->buddy, blk) >> PAGE_SHIFT;
-		w = atomic_load(&v->owner[pfn]);
+		w = vram_owner(v, pfn);
 		for (j = 1; j < n && i + j < npages && pfns[i + j] == pfn + j; j++)
 			;
 		if (j != n || w == VRAM_OWNER_PT || (w & VRAM_OWNER_PARKED)) {
@@ -441,109 +611,341 @@ void vram_free_pages(struct vmmfs_vram *v, const uint64_t *pfns, uint64_t npages
 	atomic_fetch_sub(&v->alloc_pages, freed);
 }
 
-/* ---- mapping references ------------------------------------------------- */
+/* ---- mapping references --------------------------------------------------- */
 
-static int ref_one(struct vmmfs_vram *v, uint64_t pfn)
+void vram_batch_begin(struct vmmfs_vram *v, struct vram_batch *b)
 {
-	_Atomic uint32_t *w = &v->owner[pfn];
-	uint32_t old = atomic_load_explicit(w, memory_order_relaxed);
+	b->v = v;
+	b->chunk = NO_CHUNK;
+	b->nz = 0;
+	b->mapped = 0;
+}
+
+/* Unlocks the chunk the batch holds, if any. */
+static void batch_leave(struct vram_batch *b)
+{
+	if (b->chunk != NO_CHUNK)
+		chunk_unlock(b->v, b->chunk, b->nz);
+	b->chunk = NO_CHUNK;
+}
+
+/* Locks chunk c for the batch (one chunk at a time). */
+static void batch_enter(struct vram_batch *b, uint64_t c)
+{
+	if (b->chunk == c)
+		return;
+	batch_leave(b);
+	b->nz = chunk_lock(b->v, c);
+	b->chunk = c;
+}
+
+/* References on pages [first, first + n) of one chunk. On an error, none
+ * of them is kept. */
+static int part_ref(struct vram_batch *b, uint64_t first, uint32_t n)
+{
+	struct vmmfs_vram *v = b->v;
+	uint32_t i, nz = 0;
+	int r = 0;
+
+	batch_enter(b, first >> CHUNK_SHIFT);
+	for (i = 0; i < n; i++) {
+		uint16_t old = pw_get(v, first + i);
+
+		if (old == PW_PT) {
+			r = -EACCES;
+			break;
+		}
+		if ((old & PW_COUNT) >= VRAM_MAP_MAX) {
+			r = -EOVERFLOW;
+			break;
+		}
+		pw_set(v, first + i, (uint16_t)(old + 1));
+		nz += !old;
+	}
+	if (r) {
+		/* the chunk is still ours: the words are as we left them */
+		while (i--) {
+			uint16_t now = (uint16_t)(pw_get(v, first + i) - 1);
+
+			pw_set(v, first + i, now);
+			nz -= !now;
+		}
+	}
+	b->nz += nz;
+	b->mapped += nz;
+	return r;
+}
+
+/* Drops references on pages [first, first + n) of one chunk. */
+static void part_unref(struct vram_batch *b, uint64_t first, uint32_t n)
+{
+	struct vmmfs_vram *v = b->v;
+	uint64_t c = first >> CHUNK_SHIFT;
+
+	batch_enter(b, c);
+	for (uint64_t p = first; p < first + n; p++) {
+		uint16_t old = pw_get(v, p), now;
+
+		if (old == PW_PT || !(old & PW_COUNT)) {
+			log_err("vram: dropping a mapping of page 0x%llx, which is not mapped "
+				"(owner word 0x%x)", (unsigned long long)p, owner_of(old));
+			continue;
+		}
+		now = (uint16_t)(old - 1);
+		if (now == PW_PARKED)
+			now = 0;
+		pw_set(v, p, now);
+		if (now)
+			continue;
+		b->nz--;
+		b->mapped--;
+		if (old & PW_PARKED) {
+			/* its last mapping: give it back, chunk unlocked */
+			batch_leave(b);
+			release_parked(v, p);
+			batch_enter(b, c);
+		}
+	}
+}
+
+/* A reference on every page of chunk c. The batch's own chunk is unlocked
+ * first: no one waits for a chunk while holding one. */
+static int whole_ref(struct vram_batch *b, uint64_t c)
+{
+	_Atomic uint32_t *cw = &b->v->chunk[c];
+	uint32_t w;
+
+	batch_leave(b);
+	w = chunk_load(b->v, c);
 
 	for (;;) {
-		if (old == VRAM_OWNER_PT)
-			return -EACCES;
-		if ((old & VRAM_OWNER_COUNT) >= OWNER_COUNT_MAX)
+		if (w == CW_LOCKED)
+			w = chunk_load(b->v, c);
+		else if (w & CW_SPLIT)
+			return part_ref(b, c << CHUNK_SHIFT, CHUNK_PAGES);
+		else if (w >= VRAM_MAP_MAX)
 			return -EOVERFLOW;
-		if (atomic_compare_exchange_weak(w, &old, old + 1))
+		else if (atomic_compare_exchange_weak(cw, &w, w + 1))
 			break;
 	}
-	if (!(old & VRAM_OWNER_COUNT))
-		atomic_fetch_add_explicit(&v->mapped_pages, 1, memory_order_relaxed);
+	if (!w)
+		b->mapped += CHUNK_PAGES;
 	return 0;
 }
 
-/* Drops one reference. Returns true when the page was parked and this was
- * its last mapping: the caller gives it back to the buddy. */
-static bool unref_one(struct vmmfs_vram *v, uint64_t pfn)
+/* Drops a reference on every page of chunk c (the batch's own chunk is
+ * unlocked first). */
+static void whole_unref(struct vram_batch *b, uint64_t c)
 {
-	_Atomic uint32_t *w = &v->owner[pfn];
-	uint32_t old = atomic_load_explicit(w, memory_order_relaxed), new;
+	_Atomic uint32_t *cw = &b->v->chunk[c];
+	uint32_t w;
+
+	batch_leave(b);
+	w = chunk_load(b->v, c);
 
 	for (;;) {
-		if (old == VRAM_OWNER_PT || !(old & VRAM_OWNER_COUNT)) {
-			log_err("vram: dropping a mapping of page 0x%llx, which is not mapped "
-				"(owner word 0x%x)", (unsigned long long)pfn, old);
-			return false;
+		if (w == CW_LOCKED) {
+			w = chunk_load(b->v, c);
+		} else if (w & CW_SPLIT) {
+			part_unref(b, c << CHUNK_SHIFT, CHUNK_PAGES);
+			return;
+		} else if (!w) {
+			log_err("vram: dropping a mapping of pages 0x%llx..0x%llx, which are not mapped",
+				(unsigned long long)(c << CHUNK_SHIFT),
+				(unsigned long long)(((c + 1) << CHUNK_SHIFT) - 1));
+			return;
+		} else if (atomic_compare_exchange_weak(cw, &w, w - 1)) {
+			if (w == 1)
+				b->mapped -= CHUNK_PAGES;
+			return;
 		}
-		new = old - 1;
-		if (new == VRAM_OWNER_PARKED)
-			new = 0;
-		if (atomic_compare_exchange_weak(w, &old, new))
-			break;
 	}
-	if (!(new & VRAM_OWNER_COUNT))
-		atomic_fetch_sub_explicit(&v->mapped_pages, 1, memory_order_relaxed);
-	return (old & VRAM_OWNER_PARKED) && !new;
 }
 
-static void unref(struct vmmfs_vram *v, uint64_t pfn)
+/* Whether [p, cend) is all of chunk c and may be changed through the chunk
+ * word alone. */
+static inline bool whole_chunk(const struct vram_batch *b, uint64_t c, uint64_t p, uint64_t cend)
 {
-	if (unref_one(v, pfn))
-		release_parked(v, pfn);
+	return cend - p == CHUNK_PAGES && c < b->v->full_chunks && b->chunk != c;
+}
+
+/* Drops references on [first, first + count). */
+static void unref_range(struct vram_batch *b, uint64_t first, uint64_t count)
+{
+	uint64_t p = first, end = first + count;
+
+	while (p < end) {
+		uint64_t c = p >> CHUNK_SHIFT, cend = MIN(end, (c + 1) << CHUNK_SHIFT);
+
+		if (whole_chunk(b, c, p, cend))
+			whole_unref(b, c);
+		else
+			part_unref(b, p, (uint32_t)(cend - p));
+		p = cend;
+	}
+}
+
+int vram_batch_ref(struct vram_batch *b, uint64_t first, uint64_t count)
+{
+	struct vmmfs_vram *v = b->v;
+	uint64_t p = first, end = first + count;
+	int r = 0;
+
+	if (first >= v->pages || count > v->pages - first)
+		return count ? -ERANGE : 0;
+	if (count == 1 && b->chunk == first >> CHUNK_SHIFT) {
+		/* one page in the chunk the batch holds: scattered PFNs */
+		uint16_t old = pw_get(v, first);
+
+		if (old == PW_PT)
+			return -EACCES;
+		if ((old & PW_COUNT) >= VRAM_MAP_MAX)
+			return -EOVERFLOW;
+		pw_set(v, first, (uint16_t)(old + 1));
+		b->nz += !old;
+		b->mapped += !old;
+		return 0;
+	}
+	while (p < end) {
+		uint64_t c = p >> CHUNK_SHIFT, cend = MIN(end, (c + 1) << CHUNK_SHIFT);
+
+		if (whole_chunk(b, c, p, cend))
+			r = whole_ref(b, c);
+		else
+			r = part_ref(b, p, (uint32_t)(cend - p));
+		if (r)
+			break;
+		p = cend;
+	}
+	if (r && p > first)
+		unref_range(b, first, p - first);   /* nothing of this run is kept */
+	return r;
+}
+
+void vram_batch_unref(struct vram_batch *b, uint64_t first, uint64_t count)
+{
+	struct vmmfs_vram *v = b->v;
+
+	if (VMMFS_WARN_ON(first >= v->pages || count > v->pages - first))
+		return;
+	if (count == 1 && b->chunk == first >> CHUNK_SHIFT) {
+		/* one page in the chunk the batch holds, not its last mapping */
+		uint16_t old = pw_get(v, first);
+
+		if (old != PW_PT && (old & PW_COUNT) > 1) {
+			pw_set(v, first, (uint16_t)(old - 1));
+			return;
+		}
+		if (old == 1) {
+			pw_set(v, first, 0);
+			b->nz--;
+			b->mapped--;
+			return;
+		}
+	}
+	unref_range(b, first, count);
+}
+
+void vram_batch_end(struct vram_batch *b)
+{
+	batch_leave(b);
+	if (b->mapped)
+		atomic_fetch_add(&b->v->mapped_pages, (uint_fast64_t)b->mapped);
+	b->mapped = 0;
 }
 
 int vram_ref_pfns(struct vmmfs_vram *v, const uint64_t *pfns, uint64_t n)
 {
-	uint64_t i;
-	int r;
+	struct vram_batch b;
+	uint64_t i = 0, j = 0;
+	int r = 0;
 
-	for (i = 0; i < n; i++)
-		if (pfns[i] >= v->pages)
-			return -ERANGE;
-	for (i = 0; i < n; i++) {
-		r = ref_one(v, pfns[i]);
-		if (r) {
-			while (i--)
-				unref(v, pfns[i]);
-			return r;
+	vram_batch_begin(v, &b);
+	while (i < n) {
+		for (j = i + 1; j < n && pfns[j] == pfns[j - 1] + 1; j++)
+			;
+		r = vram_batch_ref(&b, pfns[i], j - i);
+		if (r)
+			break;
+		i = j;
+	}
+	/* a page beyond VRAM further on takes precedence */
+	for (uint64_t k = j; r && r != -ERANGE && k < n; k++)
+		if (pfns[k] >= v->pages)
+			r = -ERANGE;
+	if (r) {
+		/* all or nothing: drop the runs before the one that failed */
+		for (uint64_t k = 0; k < i; k = j) {
+			for (j = k + 1; j < i && pfns[j] == pfns[j - 1] + 1; j++)
+				;
+			unref_range(&b, pfns[k], j - k);
 		}
 	}
-	return 0;
+	vram_batch_end(&b);
+	return r;
 }
 
 int vram_ref_run(struct vmmfs_vram *v, uint64_t first, uint64_t count)
 {
-	uint64_t i;
+	struct vram_batch b;
 	int r;
 
-	if (first >= v->pages || count > v->pages - first)
-		return count ? -ERANGE : 0;
-	for (i = 0; i < count; i++) {
-		r = ref_one(v, first + i);
-		if (r) {
-			while (i--)
-				unref(v, first + i);
-			return r;
-		}
-	}
-	return 0;
+	vram_batch_begin(v, &b);
+	r = vram_batch_ref(&b, first, count);
+	vram_batch_end(&b);
+	return r;
 }
 
 void vram_unref_run(struct vmmfs_vram *v, uint64_t first, uint64_t count)
 {
-	if (VMMFS_WARN_ON(first >= v->pages || count > v->pages - first))
-		return;
-	for (uint64_t i = 0; i < count; i++)
-		unref(v, first + i);
-}
+	struct vram_batch b;
 
-bool vram_is_pt(const struct vmmfs_vram *v, uint64_t pfn)
-{
-	return pfn < v->pages && atomic_load(&v->owner[pfn]) == VRAM_OWNER_PT;
+	vram_batch_begin(v, &b);
+	vram_batch_unref(&b, first, count);
+	vram_batch_end(&b);
 }
 
 uint32_t vram_owner(const struct vmmfs_vram *v, uint64_t pfn)
 {
-	return pfn < v->pages ? atomic_load(&v->owner[pfn]) : 0;
+	uint64_t c = pfn >> CHUNK_SHIFT;
+	uint32_t w;
+	uint16_t pw;
+
+	if (pfn >= v->pages)
+		return 0;
+	for (;;) {
+		w = chunk_load(v, c);
+		if (!(w & CW_SPLIT))
+			return w;
+		pw = pw_get(v, pfn);
+		if (atomic_load(&v->chunk[c]) == w)
+			return owner_of(pw);
+	}
+}
+
+bool vram_is_pt(const struct vmmfs_vram *v, uint64_t pfn)
+{
+	return vram_owner(v, pfn) == VRAM_OWNER_PT;
+}
+
+void vram_owner_bytes(const struct vmmfs_vram *v, uint64_t *reserved, uint64_t *resident)
+{
+	long hp = sysconf(_SC_PAGESIZE);
+	size_t host = (size_t)(hp > 0 ? hp : 4096), off = 0;
+	unsigned char vec[256];
+	uint64_t res = 0;
+
+	*reserved = v->map_bytes;
+	while (off < v->map_bytes) {
+		size_t n = MIN((v->map_bytes - off) / host, sizeof(vec));
+
+		if (mincore((char *)v->map + off, n * host, vec))
+			break;
+		for (size_t i = 0; i < n; i++)
+			res += vec[i] & 1;
+		off += n * host;
+	}
+	*resident = res * host;
 }
 
 void vram_get_usage(struct vmmfs_vram *v, struct vmmfs_vram_usage *u)

@@ -3,34 +3,79 @@
  * The GPU-wide owner of VRAM pages, shared by every address space.
  *
  * A buddy allocator (4 KiB chunks) covers the managed range [start, end).
- * Each VRAM page of the whole board (not only the managed range) has a
- * 32-bit owner word in a lazily-populated array (mmap, host memory only for
- * touched parts):
- *   0              free, or allocated but not yet owned
- *   1..0x7ffffffe  mapped that many times
- *   VRAM_OWNER_PARKED | count
- *                  mapped, and held out of the allocator: a page-table or
- *                  alloc= allocation met it while it was mapped; it returns
- *                  to the allocator when its last mapping goes
- *   VRAM_OWNER_PT  holds a page table
- * The word is changed with atomic compare-and-swap only, so execute can
- * take and drop page references without any lock an allocation holds:
- *   - a page-table allocation skips pages whose word is non-zero (they are
- *     parked and returned to the buddy when their last mapping goes);
- *   - a reference on a page-table page fails with -EACCES.
+ * Ownership of every VRAM page of the board (not only the managed range) is
+ * kept in two arrays, so that a mapping of a contiguous run costs one
+ * atomic operation per 2 MiB, not per page:
  *
- * Locking: an internal mutex guards the buddy; owner words are atomics.
+ *   chunk word, 32 bits, one per 2 MiB of VRAM (512 pages), atomic:
+ *     0..VRAM_MAP_MAX  uniform: every page of the chunk is mapped that many
+ *                      times (0: free, or allocated and not mapped); the
+ *                      chunk's page words are not used
+ *     SPLIT | n        the page words are authoritative; n of them are
+ *                      non-zero
+ *     LOCKED           a caller is changing the page words (see Locking)
+ *   page word, 16 bits, one per page, used while its chunk is split:
+ *     0                free, or allocated and not mapped
+ *     1..VRAM_MAP_MAX  mapped that many times
+ *     PARKED | count   mapped, and held out of the allocator: a page-table
+ *                      or alloc= allocation met it while it was mapped; it
+ *                      returns to the allocator when its last mapping goes
+ *     PT               holds a page table
+ * A reference on a run that covers whole chunks changes their chunk words
+ * only (compare-and-swap); the chunks at its ends, page-table pages and
+ * parked pages use page words. A split chunk turns uniform again when its
+ * page words become all 0 or all the same plain count.
+ *
+ * Limits: a page can be mapped at most VRAM_MAP_MAX (32766) times at once;
+ * one more reference fails with -EOVERFLOW.
+ *
+ * Rules kept by construction:
+ *   - a page-table allocation never takes a page whose count is non-zero (it
+ *     parks it and takes the next page; the parked page returns to the
+ *     buddy with its last mapping);
+ *   - a reference on a page-table page fails with -EACCES;
+ *   - the usage counters (vram_get_usage) are exact; each call updates the
+ *     mapped-page counter once.
+ *
+ * Locking: an internal mutex guards the buddy; allocations and frees take
+ *   it. References take no mutex. Page words are changed under a chunk
+ *   lock (the LOCKED chunk word, taken by compare-and-swap), which is a
+ *   leaf: its holder only loads and stores the chunk's page words (at most
+ *   512 stores to make them from a uniform count, then its own changes),
+ *   holds one chunk at a time, never waits for anything while holding it
+ *   (no other chunk, no mutex, no allocation, no call out) and releases it
+ *   before taking the buddy mutex. An allocation may hold a chunk lock for a
+ *   few stores, inside its own critical section; so a reference waits at
+ *   most for such stores, never for an allocation to finish, and cannot
+ *   deadlock. A batch (below) keeps its chunk locked from one call to the
+ *   next: between them its caller must not block or call into vmmfs
+ *   (vmmfs's own callers only walk their PFN arrays there).
+ *   Dropping references takes the buddy mutex only to give back a parked
+ *   page whose last mapping went; execute (core/vmm_execute.c) only takes
+ *   references, so it never does (except to undo its own references after a
+ *   validation error, before its point of no return).
+ *
+ * Memory: both arrays are one anonymous mapping made at create and
+ *   charged to the system's commit limit then (not MAP_NORESERVE: creation
+ *   fails with -ENOMEM if the memory cannot be promised, rather than a
+ *   reference faulting later; about 2 bytes per VRAM page: 40 MiB for an
+ *   80 GiB board). Host memory becomes resident only
+ *   for the parts touched: 4 bytes per 2 MiB chunk in use, plus 2 bytes
+ *   per page of split chunks.
  */
 #ifndef VMMFS_VRAM_H
 #define VMMFS_VRAM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <vmmfs/gpu.h>
 
+/* vram_owner() values: a 32-bit summary of a page's state. */
 #define VRAM_OWNER_PT 0xffffffffu
 #define VRAM_OWNER_PARKED 0x80000000u
 #define VRAM_OWNER_COUNT 0x7fffffffu   /* mask of the mapping count */
+#define VRAM_MAP_MAX 0x7ffeu           /* mappings of one page at once */
 
 struct vmmfs_vram;
 
@@ -49,29 +94,55 @@ int vram_alloc_pt(struct vmmfs_vram *v, uint64_t *pa);
 void vram_free_pt(struct vmmfs_vram *v, uint64_t pa);
 
 /* npages fresh pages for alloc= mappings, written to pfns[] (contiguous
- * runs where possible, 2 MiB-aligned when npages allows). Their owner word
+ * runs where possible, 2 MiB-aligned when npages allows). Their count
  * stays 0 until mapped. Returns 0, -ENOMEM. */
 int vram_alloc_pages(struct vmmfs_vram *v, uint64_t npages, uint64_t *pfns);
-/* Returns pages from vram_alloc_pages (owner word must be 0). pfns as
- * handed out: one or more whole calls, each in the order it was returned;
- * other pages are refused with a log line. */
+/* Returns pages from vram_alloc_pages (not parked, not page tables). pfns
+ * as handed out: one or more whole calls, each in the order it was
+ * returned; other pages are refused with a log line. */
 void vram_free_pages(struct vmmfs_vram *v, const uint64_t *pfns, uint64_t npages);
 
 /* Take one mapping reference on each page of pfns[0..n); all or nothing.
- * Lock-free and allocation-free. Returns 0, -ERANGE (beyond VRAM),
- * -EACCES (a page holds a page table), -EOVERFLOW (a page is already
- * mapped 0x7ffffffe times). */
+ * Consecutive PFNs are taken as runs. Lock-free and allocation-free.
+ * Returns 0, -ERANGE (beyond VRAM), -EACCES (a page holds a page table),
+ * -EOVERFLOW (a page is already mapped VRAM_MAP_MAX times). */
 int vram_ref_pfns(struct vmmfs_vram *v, const uint64_t *pfns, uint64_t n);
 /* Same for the run first..first+count-1. */
 int vram_ref_run(struct vmmfs_vram *v, uint64_t first, uint64_t count);
 /* Drop references. Pages whose count reaches 0 and that were parked by a
- * page-table allocation return to the buddy (may take the buddy lock: not
- * for use inside execute). */
+ * page-table allocation return to the buddy (takes the buddy lock then). */
 void vram_unref_run(struct vmmfs_vram *v, uint64_t first, uint64_t count);
+
+/*
+ * Batches: many runs for one call's worth of bookkeeping. Consecutive runs
+ * that fall into the same 2 MiB chunk share one lock of it, whole chunks
+ * take one compare-and-swap each, and the mapped-page counter is updated
+ * once, at the end. begin, any number of ref and unref, end. A batch lives
+ * on the caller's stack and allocates nothing; it may hold a chunk lock
+ * until end (see Locking).
+ *
+ * vram_batch_ref: on an error nothing of this run is kept; runs referenced
+ * earlier in the batch are kept (the caller drops them, e.g. with unref
+ * in the same batch). Returns 0, -ERANGE, -EACCES, -EOVERFLOW.
+ */
+struct vram_batch {
+	struct vmmfs_vram *v;
+	uint64_t chunk;        /* the chunk the batch holds locked, or UINT64_MAX */
+	uint32_t nz;           /* its non-zero page words */
+	int64_t mapped;        /* change of mapped pages, not yet applied */
+};
+void vram_batch_begin(struct vmmfs_vram *v, struct vram_batch *b);
+int vram_batch_ref(struct vram_batch *b, uint64_t first, uint64_t count);
+void vram_batch_unref(struct vram_batch *b, uint64_t first, uint64_t count);
+void vram_batch_end(struct vram_batch *b);
 
 /* True when the page holds a page table. */
 bool vram_is_pt(const struct vmmfs_vram *v, uint64_t pfn);
+/* The page's state as VRAM_OWNER_PT, or a count with VRAM_OWNER_PARKED;
+ * 0 beyond VRAM. */
 uint32_t vram_owner(const struct vmmfs_vram *v, uint64_t pfn);
+/* Bytes of the owner arrays: reserved in all, and resident (touched). */
+void vram_owner_bytes(const struct vmmfs_vram *v, uint64_t *reserved, uint64_t *resident);
 
 void vram_get_usage(struct vmmfs_vram *v, struct vmmfs_vram_usage *u);
 

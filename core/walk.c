@@ -31,6 +31,8 @@ size_t walk_node_size(const struct mmu_fmt *f, bool pd1_512m, unsigned int level
 	sz += node_children(f, level) * sizeof(struct vmm_pt *);
 	if (level != WALK_LPT && walk_level_has_leaves(f, pd1_512m, level))
 		sz += (size_t)(mmu_entries(&f->levels[level]) + 63) / 64 * sizeof(uint64_t);
+	if ((int)level == f->pd0)
+		sz += 2 * (size_t)(mmu_entries(&f->levels[level]) + 63) / 64 * sizeof(uint64_t);
 	if ((int)level == f->nlevels - 1)
 		sz += WALK_CHUNKS;
 	return sz;
@@ -51,6 +53,13 @@ struct vmm_pt *walk_node_init(void *mem, const struct mmu_fmt *f, bool pd1_512m,
 	if (level != WALK_LPT && walk_level_has_leaves(f, pd1_512m, level)) {
 		pt->leafmap = (uint64_t *)(void *)p;
 		p += (size_t)(mmu_entries(&f->levels[level]) + 63) / 64 * sizeof(uint64_t);
+	}
+	if ((int)level == f->pd0) {
+		size_t words = (size_t)(mmu_entries(&f->levels[level]) + 63) / 64;
+
+		pt->hwlo = (uint64_t *)(void *)p;
+		pt->hwhi = pt->hwlo + words;
+		p += 2 * words * sizeof(uint64_t);
 	}
 	if ((int)level == f->nlevels - 1)
 		pt->cnt = (uint8_t *)p;

@@ -61,6 +61,10 @@ struct vmm_pt {
 	 * child[entries + i] the LPT of slot i. */
 	struct vmm_pt **child;
 	uint64_t *leafmap;         /* directories that may hold leaves: bit per entry */
+	/* PD0, installed: bit per entry, its low / high word may be non-zero
+	 * in VRAM (clear: vmmfs last wrote it as 0). Such a word is neither
+	 * read back nor written again while it stays 0. */
+	uint64_t *hwlo, *hwhi;
 	uint8_t *cnt;              /* PT: valid small PTEs per 64 KiB chunk */
 	uint32_t lvalid;           /* LPT: bit per valid big PTE */
 	struct lpt_page *lpage;    /* LPT: the page it lives in */

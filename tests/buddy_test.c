@@ -13,6 +13,7 @@
  * usage counters, alloc= contiguity and alignment, an 80 GiB board.
  */
 #include "helper.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1672,6 +1673,298 @@ static void test_vram_alloc_pages(void)
 	free(more);
 }
 
+/* Owner memory that is resident (host pages touched). */
+static uint64_t owner_resident(struct vmmfs_vram *v)
+{
+	uint64_t reserved, resident;
+
+	vram_owner_bytes(v, &reserved, &resident);
+	return resident;
+}
+
+/* Runs that cover whole 2 MiB chunks are counted in one word per chunk;
+ * the chunks at a run's ends, page tables and parked pages per page. The
+ * counts and usage are the same either way. */
+static void test_vram_chunks(void)
+{
+	const uint64_t n = 8 * 512 + 12;          /* 8 chunks and a short one */
+	struct vmmfs_vram *v = mkv(n * PS, 0, n * PS);
+	uint64_t pa, pfns[6];
+	struct vram_batch b;
+
+	/* whole chunks, then a run inside one of them: it splits */
+	VT_EQ_INT(vram_ref_run(v, 512, 3 * 512), 0);
+	VT_EQ_U64(usage(v).mapped_pages, 3 * 512);
+	VT_EQ_INT(vram_ref_run(v, 600, 10), 0);
+	VT_EQ_U64(vram_owner(v, 599), 1);
+	VT_EQ_U64(vram_owner(v, 600), 2);
+	VT_EQ_U64(vram_owner(v, 609), 2);
+	VT_EQ_U64(vram_owner(v, 610), 1);
+	VT_EQ_U64(usage(v).mapped_pages, 3 * 512);
+	/* a whole-chunk drop over a split chunk and over uniform ones */
+	vram_unref_run(v, 512, 3 * 512);
+	VT_EQ_U64(vram_owner(v, 599), 0);
+	VT_EQ_U64(vram_owner(v, 605), 1);
+	VT_EQ_U64(vram_owner(v, 1100), 0);
+	VT_EQ_U64(usage(v).mapped_pages, 10);
+	vram_unref_run(v, 600, 10);
+	VT_EQ_U64(usage(v).mapped_pages, 0);
+	/* the chunk is whole again: a whole-chunk reference works as before */
+	VT_EQ_INT(vram_ref_run(v, 512, 512), 0);
+	VT_EQ_U64(vram_owner(v, 605), 1);
+	vram_unref_run(v, 512, 512);
+
+	/* unaligned runs straddling chunks, the same page in two runs of one batch */
+	vram_batch_begin(v, &b);
+	VT_EQ_INT(vram_batch_ref(&b, 500, 600), 0);
+	VT_EQ_INT(vram_batch_ref(&b, 510, 1), 0);
+	VT_EQ_INT(vram_batch_ref(&b, 3000, 2), 0);
+	vram_batch_unref(&b, 3001, 1);
+	VT_EQ_U64(usage(v).mapped_pages, 0);      /* applied at the end, once */
+	vram_batch_end(&b);
+	VT_EQ_U64(usage(v).mapped_pages, 601);
+	VT_EQ_U64(vram_owner(v, 510), 2);
+	VT_EQ_U64(vram_owner(v, 1099), 1);
+	VT_EQ_U64(vram_owner(v, 1100), 0);
+	VT_EQ_U64(vram_owner(v, 3001), 0);
+	vram_unref_run(v, 500, 600);
+	vram_unref_run(v, 510, 1);
+	vram_unref_run(v, 3000, 1);
+	VT_EQ_U64(usage(v).mapped_pages, 0);
+
+	/* the short last chunk */
+	VT_EQ_INT(vram_ref_run(v, n - 12, 12), 0);
+	VT_EQ_INT(vram_ref_run(v, n - 12, 13), -ERANGE);
+	VT_EQ_U64(vram_owner(v, n - 1), 1);
+	VT_EQ_U64(usage(v).mapped_pages, 12);
+	vram_unref_run(v, n - 12, 12);
+	VT_EQ_U64(vram_owner(v, n - 1), 0);
+
+	/* a page table inside a whole run: -EACCES, nothing kept, even in
+	 * the chunks before it that were taken whole */
+	VT_EQ_INT(vram_alloc_pt(v, &pa), 0);
+	VT_EQ_U64(pa / PS, n - 1);
+	vram_free_pt(v, pa);
+	for (uint64_t i = 0; i < 12; i++) {
+		VT_EQ_INT(vram_alloc_pt(v, &pa), 0);     /* the short chunk first */
+		CU_ASSERT(pa / PS >= n - 12);
+	}
+	VT_EQ_INT(vram_alloc_pt(v, &pa), 0);
+	VT_EQ_U64(pa / PS, 8 * 512 - 1);              /* then the top of chunk 7 */
+	VT_EQ_INT(vram_ref_run(v, 0, 8 * 512), -EACCES);
+	for (uint64_t p = 0; p < 8 * 512 - 1; p += 97)
+		VT_EQ_U64(vram_owner(v, p), 0);
+	VT_EQ_U64(usage(v).mapped_pages, 0);
+	VT_EQ_INT(vram_ref_run(v, 0, 7 * 512), 0);
+	VT_EQ_U64(usage(v).mapped_pages, 7 * 512);
+	vram_unref_run(v, 0, 7 * 512);
+	vram_free_pt(v, pa);
+	for (uint64_t p = n - 12; p < n; p++)
+		vram_free_pt(v, p * PS);
+
+	/* PFN lists: out of range wins over a page table, all or nothing */
+	VT_EQ_INT(vram_alloc_pt(v, &pa), 0);
+	pfns[0] = 1;
+	pfns[1] = 2;
+	pfns[2] = pa / PS;
+	pfns[3] = 4;
+	pfns[4] = n;
+	VT_EQ_INT(vram_ref_pfns(v, pfns, 5), -ERANGE);
+	VT_EQ_INT(vram_ref_pfns(v, pfns, 4), -EACCES);
+	VT_EQ_U64(vram_owner(v, 1) | vram_owner(v, 2) | vram_owner(v, 4), 0);
+	VT_EQ_U64(usage(v).mapped_pages, 0);
+	vram_free_pt(v, pa);
+
+	VT_EQ_U64(usage(v).free_pages, n);
+	VT_EQ_U64(usage(v).pt_pages, 0);
+	vram_destroy(v);
+}
+
+/* VRAM_MAP_MAX mappings of a page, whole chunk or single pages; one more
+ * fails with -EOVERFLOW and takes nothing. */
+static void test_vram_overflow(void)
+{
+	const uint64_t n = 4 * 512;
+	struct vmmfs_vram *v = mkv(n * PS, 0, n * PS);
+
+	for (uint64_t i = 0; i < VRAM_MAP_MAX; i++)
+		if (vram_ref_run(v, 512, 512))
+			break;
+	VT_EQ_U64(vram_owner(v, 700), VRAM_MAP_MAX);
+	VT_EQ_INT(vram_ref_run(v, 512, 512), -EOVERFLOW);
+	VT_EQ_INT(vram_ref_run(v, 700, 1), -EOVERFLOW);
+	VT_EQ_INT(vram_ref_run(v, 500, 20), -EOVERFLOW);  /* straddles: all or nothing */
+	VT_EQ_U64(vram_owner(v, 500), 0);
+	VT_EQ_U64(vram_owner(v, 511), 0);
+	VT_EQ_U64(vram_owner(v, 512), VRAM_MAP_MAX);
+	VT_EQ_U64(usage(v).mapped_pages, 512);
+	/* one page fewer: that page can take one more, the others not */
+	vram_unref_run(v, 700, 1);
+	VT_EQ_INT(vram_ref_run(v, 700, 1), 0);
+	VT_EQ_INT(vram_ref_run(v, 700, 1), -EOVERFLOW);
+	for (uint64_t i = 0; i < VRAM_MAP_MAX; i++)
+		vram_unref_run(v, 512, 512);
+	VT_EQ_U64(vram_owner(v, 700), 0);
+	VT_EQ_U64(usage(v).mapped_pages, 0);
+
+	/* the same with a single page, counted in its page word */
+	for (uint64_t i = 0; i < VRAM_MAP_MAX; i++)
+		if (vram_ref_run(v, 3, 1))
+			break;
+	VT_EQ_INT(vram_ref_run(v, 3, 1), -EOVERFLOW);
+	VT_EQ_U64(vram_owner(v, 3), VRAM_MAP_MAX);
+	for (uint64_t i = 0; i < VRAM_MAP_MAX; i++)
+		vram_unref_run(v, 3, 1);
+	VT_EQ_U64(usage(v).mapped_pages, 0);
+	vram_destroy(v);
+}
+
+/* Host memory of the owner arrays: a contiguous run touches one word per
+ * 2 MiB (and the page words of its two end chunks), scattered pages the
+ * page words of their chunks, 2 bytes a page. */
+static void test_vram_owner_memory(void)
+{
+	const uint64_t size = 80ull << 30, pages = size / PS;
+	struct vmmfs_vram *v = mkv(size, 0, size);
+	uint64_t reserved, r0, r1, r2;
+
+	vram_owner_bytes(v, &reserved, &r0);
+	CU_ASSERT(reserved >= pages * 2 && reserved <= pages * 2 + (1ull << 20));
+	CU_ASSERT(r0 <= 8192);
+	/* 4 GiB contiguous, not 2 MiB aligned at either end */
+	VT_EQ_INT(vram_ref_run(v, 12345, 1ull << 20), 0);
+	r1 = owner_resident(v);
+	printf("\n    owner arrays: %llu MiB reserved for 80 GiB; 1M contiguous pages: %llu KiB "
+	       "resident", (unsigned long long)(reserved >> 20), (unsigned long long)((r1 - r0) >> 10));
+	CU_ASSERT(r1 - r0 <= 6 * 4096);            /* 2048 chunk words + 2 end chunks */
+	/* 64K scattered pages (every 8th) */
+	for (uint64_t i = 0; i < 65536; i++)
+		VT_EQ_INT(vram_ref_run(v, (2ull << 20) + 8 * i, 1), 0);
+	r2 = owner_resident(v);
+	printf("; 64K scattered pages: %llu KiB\n", (unsigned long long)((r2 - r1) >> 10));
+	CU_ASSERT(r2 - r1 <= 8 * 65536 * 2 + 8192);  /* 2 bytes a page spanned */
+	VT_EQ_U64(usage(v).mapped_pages, (1ull << 20) + 65536);
+	for (uint64_t i = 0; i < 65536; i++)
+		vram_unref_run(v, (2ull << 20) + 8 * i, 1);
+	vram_unref_run(v, 12345, 1ull << 20);
+	VT_EQ_U64(usage(v).mapped_pages, 0);
+	vram_destroy(v);
+}
+
+/* Threads taking and dropping references on overlapping runs (whole
+ * chunks, chunk ends, single pages) while others allocate and free page
+ * tables in the same chunks: counts stay exact, no page table is ever
+ * mapped, a page is never both. */
+struct vthr {
+	struct vmmfs_vram *v;
+	uint64_t seed, n;
+	int kind;           /* 0 references, 1 page tables */
+	int bad;
+};
+
+static uint64_t vthr_rand(struct vthr *t)
+{
+	t->seed ^= t->seed << 13;
+	t->seed ^= t->seed >> 7;
+	t->seed ^= t->seed << 17;
+	return t->seed;
+}
+
+static void *vthr_main(void *arg)
+{
+	struct vthr *t = arg;
+	uint64_t held[64][2], nheld = 0, pts[32], npts = 0;
+
+	for (int it = 0; it < 4000; it++) {
+		if (t->kind == 1) {
+			uint64_t pa;
+
+			if (npts < 32 && vthr_rand(t) % 2 == 0) {
+				if (!vram_alloc_pt(t->v, &pa)) {
+					pts[npts++] = pa;
+					if (!vram_is_pt(t->v, pa / PS))
+						t->bad++;
+				}
+			} else if (npts) {
+				uint64_t k = vthr_rand(t) % npts;
+
+				vram_free_pt(t->v, pts[k]);
+				pts[k] = pts[--npts];
+			}
+			continue;
+		}
+		if (nheld < 64 && vthr_rand(t) % 3) {
+			uint64_t kind = vthr_rand(t) % 3, first, count;
+			int r;
+
+			if (kind == 0) {         /* whole chunks */
+				first = (vthr_rand(t) % (t->n / 512 - 2)) * 512;
+				count = 512 * (1 + vthr_rand(t) % 2);
+			} else if (kind == 1) {  /* across a chunk boundary */
+				first = (1 + vthr_rand(t) % (t->n / 512 - 2)) * 512 - 1 - vthr_rand(t) % 100;
+				count = 2 + vthr_rand(t) % 200;
+			} else {
+				first = vthr_rand(t) % t->n;
+				count = 1;
+			}
+			r = vram_ref_run(t->v, first, count);
+			if (!r) {
+				held[nheld][0] = first;
+				held[nheld][1] = count;
+				nheld++;
+				for (uint64_t p = first; p < first + count; p += 37) {
+					uint32_t w = vram_owner(t->v, p);
+
+					if (w == VRAM_OWNER_PT || !(w & VRAM_OWNER_COUNT))
+						t->bad++;
+				}
+			} else if (r != -EACCES) {
+				t->bad++;
+			}
+		} else if (nheld) {
+			uint64_t k = vthr_rand(t) % nheld;
+
+			vram_unref_run(t->v, held[k][0], held[k][1]);
+			held[k][0] = held[nheld - 1][0];
+			held[k][1] = held[nheld - 1][1];
+			nheld--;
+		}
+	}
+	while (nheld--)
+		vram_unref_run(t->v, held[nheld][0], held[nheld][1]);
+	while (npts--)
+		vram_free_pt(t->v, pts[npts]);
+	return NULL;
+}
+
+static void test_vram_threads(void)
+{
+	const uint64_t n = 16 * 512;
+	struct vmmfs_vram *v = mkv(n * PS, 0, n * PS);
+	struct vthr t[4];
+	pthread_t th[4];
+	uint64_t seed = vt_seed("vram threads");
+
+	for (int i = 0; i < 4; i++) {
+		t[i] = (struct vthr){ .v = v, .seed = (seed + (uint64_t)i * 0x9e3779b97f4a7c15ull) | 1,
+				      .n = n, .kind = i == 3 };
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, vthr_main, &t[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		VT_EQ_INT(t[i].bad, 0);
+	}
+	VT_EQ_U64(usage(v).mapped_pages, 0);
+	VT_EQ_U64(usage(v).pt_pages, 0);
+	VT_EQ_U64(usage(v).free_pages, n);
+	for (uint64_t p = 0; p < n; p++)
+		if (vram_owner(v, p)) {
+			VT_EQ_U64(vram_owner(v, p), 0);
+			break;
+		}
+	vram_destroy(v);
+}
+
 /* Randomised: page tables, alloc= pages and mappings interleaved; a page
  * table is never a mapped page, counters stay exact. */
 static void test_vram_soak(void)
@@ -1775,6 +2068,10 @@ static void register_tests(void)
 		{ "page tables skip mapped pages", test_vram_pt_skips_mapped },
 		{ "references", test_vram_refs },
 		{ "alloc pages", test_vram_alloc_pages },
+		{ "chunks", test_vram_chunks },
+		{ "overflow", test_vram_overflow },
+		{ "owner memory", test_vram_owner_memory },
+		{ "threads", test_vram_threads },
 		{ "soak", test_vram_soak },
 		{ NULL, NULL },
 	};

@@ -34,7 +34,7 @@ struct fx {
 };
 
 struct snap {
-	uint64_t va_free, vram_free, vram_pt, pt_pages, pending, mappings, mapped;
+	uint64_t va_free, vram_free, vram_pt, pt_pages, pending, mappings, mapped, vram_mapped;
 	int64_t live;
 };
 
@@ -53,6 +53,7 @@ static struct snap snap_take(struct fx *x)
 	s.pending = st.pending;
 	s.mappings = st.mappings;
 	s.mapped = st.mapped_pages;
+	s.vram_mapped = u.mapped_pages;
 	s.live = vmmfs_mem_live();
 	return s;
 }
@@ -62,18 +63,19 @@ static bool snap_same(const char *what, uint64_t i, const struct snap *a, const 
 	bool same = a->va_free == b->va_free && a->vram_free == b->vram_free &&
 		    a->vram_pt == b->vram_pt && a->pt_pages == b->pt_pages &&
 		    a->pending == b->pending && a->mappings == b->mappings && a->mapped == b->mapped &&
-		    a->live == b->live;
+		    a->vram_mapped == b->vram_mapped && a->live == b->live;
 
 	if (!same)
 		fprintf(stderr, "  %s, failing attempt %llu: va_free 0x%llx/0x%llx vram_free %llu/%llu "
 			"vram_pt %llu/%llu pt_pages %llu/%llu pending %llu/%llu maps %llu/%llu "
-			"live %lld/%lld (before/after)\n", what, (unsigned long long)i,
+			"VRAM mapped %llu/%llu live %lld/%lld (before/after)\n", what, (unsigned long long)i,
 			(unsigned long long)a->va_free, (unsigned long long)b->va_free,
 			(unsigned long long)a->vram_free, (unsigned long long)b->vram_free,
 			(unsigned long long)a->vram_pt, (unsigned long long)b->vram_pt,
 			(unsigned long long)a->pt_pages, (unsigned long long)b->pt_pages,
 			(unsigned long long)a->pending, (unsigned long long)b->pending,
 			(unsigned long long)a->mappings, (unsigned long long)b->mappings,
+			(unsigned long long)a->vram_mapped, (unsigned long long)b->vram_mapped,
 			(long long)a->live, (long long)b->live);
 	return same;
 }
@@ -149,6 +151,22 @@ static int sc_big(struct fx *x, bool undo)
 {
 	int r = vmmfs_vmm_map_pages(x->vmm, x->pfns + 512 - 32, 512 + 64 + 3, NULL, 0, &last_map);
 
+	if (!r && undo)
+		undo_map(x);
+	return r;
+}
+
+/* scattered PFNs and runs: more runs than a mapping is first made room
+ * for, so map_pages grows it (one more allocation) after taking the first
+ * runs' page references */
+static int sc_scattered(struct fx *x, bool undo)
+{
+	uint64_t pf[100];
+	int r;
+
+	for (int i = 0; i < 100; i++)
+		pf[i] = i < 60 ? 0x3000 + 3 * (uint64_t)i : 0x3400 + (uint64_t)(i % 7) * 0x10 + (uint64_t)i;
+	r = vmmfs_vmm_map_pages(x->vmm, pf, 100, NULL, VMMFS_MAP_READ_ONLY, &last_map);
 	if (!r && undo)
 		undo_map(x);
 	return r;
@@ -257,6 +275,7 @@ static void test_failmalloc(void)
 		{ "existing tables", sc_existing },
 		{ "straddle", sc_straddle },
 		{ "big pages", sc_big },
+		{ "scattered", sc_scattered },
 		{ "prepare+execute", sc_prepare_execute },
 		{ "map_alloc", sc_map_alloc },
 		{ "unmap", sc_unmap },

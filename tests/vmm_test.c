@@ -1112,6 +1112,7 @@ static void test_mmio_per_page(void)
 		struct vmmfs_va_placement pl;
 		struct vmmfs_mapping *g[8], *m;
 		uint64_t region = 256 * GiB, n = 4096, big = 1ull << 20, *pf = seq(0x40000, big);
+		uint64_t inv_reads;
 		struct mmio a, b;
 
 		/* 1M pages (4 GiB) into a fresh tree, small pages only */
@@ -1119,6 +1120,9 @@ static void test_mmio_per_page(void)
 		VT_EQ_INT(vmmfs_vmm_map_pages(vmm, pf, big, at_va(&pl, 512 * GiB), VMMFS_MAP_SMALL_ONLY, &m), 0);
 		b = mmio_now(gpu);
 		report_mmio(chip, "map into fresh tables", big, a, b);
+		/* the only reads of a map are the invalidate's (its poll) */
+		inv_reads = b.reads - a.reads;
+		CU_ASSERT(inv_reads >= 1 && inv_reads <= 4);
 		/* exactly: every PTE once, each new directory once (fully: 512
 		 * words), one entry in the root, the invalidate (3 writes),
 		 * window moves */
@@ -1142,9 +1146,12 @@ static void test_mmio_per_page(void)
 		VT_EQ_INT(vmmfs_vmm_map_pages(vmm, pf, n, at_va(&pl, region), VMMFS_MAP_SMALL_ONLY, &m), 0);
 		b = mmio_now(gpu);
 		report_mmio(chip, "map into fresh PTs", n, a, b);
-		/* 8 PTs written whole, 8 dual PDEs (2 words), 3 for the flush;
-		 * 8 reads of the other half of those PDEs, plus the poll */
-		VT_EQ_U64(b.writes - a.writes, n + 16 + 3 + (b.moves - a.moves));
+		/* 8 PTs written whole, 8 dual PDEs, 3 for the flush. Each PDE is
+		 * its high word alone: the low (big) half was written as 0 when
+		 * the PD0 table was installed, so it is neither read back nor
+		 * written again */
+		VT_EQ_U64(b.writes - a.writes, n + 8 + 3 + (b.moves - a.moves));
+		VT_EQ_U64(b.reads - a.reads, inv_reads);
 		a = mmio_now(gpu);
 		VT_EQ_INT(vmmfs_vmm_unmap(vmm, m), 0);
 		b = mmio_now(gpu);
@@ -1176,6 +1183,62 @@ static void test_mmio_per_page(void)
 		check_vmm(vmm, "existing tables", 0);
 		for (int i = 0; i < 8; i++)
 			VT_EQ_INT(vmmfs_vmm_unmap(vmm, g[i]), 0);
+
+		/* 2 MiB pages into an existing PD0 (a page in its last slot holds
+		 * it): one write per 2 MiB PTE, its low word; the high word was
+		 * written as 0 when the table was installed and stays 0. Twice,
+		 * because unmap clears the low word alone too. */
+		{
+			uint64_t pd0 = region + 512 * MiB;   /* 512 MiB aligned: one PD0 table */
+
+			VT_EQ_INT(vmmfs_vmm_map_pages(vmm, pf, 1, at_va(&pl, pd0 + 510 * MiB), 0, &g[0]), 0);
+			for (int round = 0; round < 2; round++) {
+				a = mmio_now(gpu);
+				VT_EQ_INT(vmmfs_vmm_map_pages(vmm, pf, 8 * 512, at_va(&pl, pd0), 0, &m), 0);
+				b = mmio_now(gpu);
+				VT_EQ_U64(stats(vmm).mapped_pages, 8 * 512 + 1);
+				{
+					struct vmmfs_mapping_info info;
+
+					vmmfs_mapping_get_info(m, &info);
+					VT_EQ_U64(info.pages_2m, 8);
+				}
+				report_mmio(chip, "2 MiB PTEs into an existing PD0", 8 * 512, a, b);
+				VT_EQ_U64(b.writes - a.writes, 8 + 3 + (b.moves - a.moves));
+				VT_EQ_U64(b.reads - a.reads, inv_reads);
+				expect_mapped(gpu, vmm, pd0 + 5 * MiB + 8, (pf[0] << 12) + 5 * MiB + 8, false);
+				check_vmm(vmm, "2 MiB PTEs in an existing PD0", 0);
+				a = mmio_now(gpu);
+				VT_EQ_INT(vmmfs_vmm_unmap(vmm, m), 0);
+				b = mmio_now(gpu);
+				VT_EQ_U64(b.writes - a.writes, 8 + 3 + (b.moves - a.moves));
+				expect_fault(gpu, vmm, pd0 + 5 * MiB + 8);
+				check_vmm(vmm, "2 MiB PTEs unmapped", 0);
+			}
+			/* a small table in a slot, then gone: its high word was
+			 * written as 0 again, so a 2 MiB PTE is still one write */
+			VT_EQ_INT(vmmfs_vmm_map_pages(vmm, pf, 1, at_va(&pl, pd0 + PG), 0, &m), 0);
+			VT_EQ_INT(vmmfs_vmm_unmap(vmm, m), 0);
+			a = mmio_now(gpu);
+			VT_EQ_INT(vmmfs_vmm_map_pages(vmm, pf, 512, at_va(&pl, pd0), 0, &m), 0);
+			b = mmio_now(gpu);
+			VT_EQ_U64(b.writes - a.writes, 1 + 3 + (b.moves - a.moves));
+			check_vmm(vmm, "2 MiB PTE where a small table was", 0);
+			/* and a small table next to a 2 MiB page: one PDE word */
+			{
+				struct vmmfs_mapping *s4;
+
+				a = mmio_now(gpu);
+				VT_EQ_INT(vmmfs_vmm_map_pages(vmm, pf, 1, at_va(&pl, pd0 + 2 * MiB), 0, &s4), 0);
+				b = mmio_now(gpu);
+				VT_EQ_U64(b.writes - a.writes, 512 + 1 + 3 + (b.moves - a.moves));
+				check_vmm(vmm, "small table beside a 2 MiB page", 0);
+				VT_EQ_INT(vmmfs_vmm_unmap(vmm, s4), 0);
+			}
+			VT_EQ_INT(vmmfs_vmm_unmap(vmm, m), 0);
+			VT_EQ_INT(vmmfs_vmm_unmap(vmm, g[0]), 0);
+			check_vmm(vmm, "PD0 gone", 0);
+		}
 		vmmfs_vmm_destroy(vmm);
 		free(pf);
 		vmmfs_gpu_close(gpu);
@@ -1485,23 +1548,47 @@ static void test_memory_per_page(void)
 
 	/* contiguous: the mapping holds one run */
 	VT_EQ_INT(vmmfs_vmm_map_pages(vmm, pf, n, NULL, VMMFS_MAP_SMALL_ONLY, &m), 0);
-	CU_ASSERT(sizeof(*m) + m->cap_runs * sizeof(struct vmm_run) <= 256);
+	CU_ASSERT(sizeof(*m) + m->cap_words * sizeof(uint32_t) <= 320);
+	VT_EQ_U64(m->nwords, 2);
+	VT_EQ_U64(m->nruns, 1);
 	/* bookkeeping grows per page table, not per page: a shadow node and
 	 * the VRAM allocator's block node for each of the 2048 PTs */
 	printf("  contiguous 1M pages: %llu run stored, %lld heap objects, PT node %zu bytes\n",
-	       (unsigned long long)m->cap_runs, (long long)(vmmfs_mem_live() - live0),
+	       (unsigned long long)m->nruns, (long long)(vmmfs_mem_live() - live0),
 	       walk_node_size(vmm->fmt, vmm->pd1_512m, (unsigned int)vmm->fmt->nlevels - 1));
 	CU_ASSERT(vmmfs_mem_live() - live0 <= 2 * 2048 + 64);
 	/* node + allocator overheads (< 128 B) per 512 pages: under 1 byte a page */
 	CU_ASSERT(walk_node_size(vmm->fmt, vmm->pd1_512m, (unsigned int)vmm->fmt->nlevels - 1) + 128 <= 512);
 	VT_EQ_INT(vmmfs_vmm_unmap(vmm, m), 0);
-	/* scattered: 8 bytes per page */
+	/* scattered: a run of one page is one 4-byte word */
 	for (uint64_t i = 0; i < n; i++)
 		pf[i] = (i * 7919) % (n * 2);
 	VT_EQ_INT(vmmfs_vmm_map_pages(vmm, pf, 4096, NULL, 0, &m), 0);
-	VT_EQ_U64(m->cap_runs, 4096);
-	CU_ASSERT(sizeof(struct vmm_run) <= 8);
+	VT_EQ_U64(m->cap_words, 4096);
+	VT_EQ_U64(m->nwords, 4096);
+	VT_EQ_U64(m->nruns, 4096);
 	VT_EQ_INT(vmmfs_vmm_unmap(vmm, m), 0);
+	/* pairs: a run of two pages is two words, 4 bytes a page again */
+	for (uint64_t i = 0; i < 4096; i++)
+		pf[i] = 4 * (i / 2) + (i % 2);
+	VT_EQ_INT(vmmfs_vmm_map_pages(vmm, pf, 4096, NULL, 0, &m), 0);
+	VT_EQ_U64(m->cap_words, 4096);
+	VT_EQ_U64(m->nruns, 2048);
+	check_vmm(vmm, "pairs", 0);
+	VT_EQ_INT(vmmfs_vmm_unmap(vmm, m), 0);
+	/* the PFNs unknown at prepare: room for the worst case, one word a page */
+	{
+		struct vmmfs_map_op *op;
+
+		VT_EQ_INT(vmmfs_vmm_prepare_map(vmm, 4096, NULL, &op), 0);
+		m = vmm_op_mapping(op);
+		VT_EQ_U64(m->cap_words, 4096);
+		VT_EQ_INT(vmmfs_vmm_execute_map(vmm, op, pf, 0, &m), 0);
+		VT_EQ_U64(m->nwords, 4096);
+		VT_EQ_U64(m->nruns, 2048);
+		check_vmm(vmm, "pairs, two phases", 0);
+		VT_EQ_INT(vmmfs_vmm_unmap(vmm, m), 0);
+	}
 	free(pf);
 	vmmfs_vmm_destroy(vmm);
 	vmmfs_gpu_close(gpu);
