@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -219,19 +220,165 @@ static void free_options(struct options *o)
 		free(o->nonopt[i]);
 }
 
+/* ---- the request loop ------------------------------------------------
+ *
+ * One thread receives every request and handles it at once unless it may
+ * take long or wait (reads of streams, mem and vram/raw, writes to those,
+ * commits and removals of big mappings, rmdir: fs_request_is_slow): those
+ * go, copied, to a pool of worker threads. Small operations, a dozen
+ * requests each, so never wake a second thread: on a loaded machine a
+ * wake-up per request costs more than the request. Nothing a worker waits
+ * for needs the receiving thread to be free: stream producers let go of
+ * what they hold when anyone else needs it (fs_gate_enter).
+ */
+
+#define LOOP_MAX_WORKERS 16
+
+struct loop_job {
+	struct loop_job *next;
+	struct fuse_buf buf;
+};
+
+struct loop {
+	struct fuse_session *se;
+	struct vmmfs_fs *fs;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct loop_job *head, *tail;
+	unsigned int queued;         /* jobs not taken yet */
+	unsigned int idle;           /* workers waiting for one */
+	bool exiting;
+	pthread_t threads[LOOP_MAX_WORKERS];
+	unsigned int nthreads;
+};
+
+static void *loop_worker(void *arg)
+{
+	struct loop *l = arg;
+	struct loop_job *j;
+
+	for (;;) {
+		pthread_mutex_lock(&l->lock);
+		while (!l->head && !l->exiting) {
+			l->idle++;
+			pthread_cond_wait(&l->cond, &l->lock);
+			l->idle--;
+		}
+		j = l->head;
+		if (j) {
+			l->head = j->next;
+			if (!l->head)
+				l->tail = NULL;
+			l->queued--;
+		}
+		pthread_mutex_unlock(&l->lock);
+		if (!j)
+			return NULL;
+		fuse_session_process_buf(l->se, &j->buf);
+		free(j->buf.mem);
+		free(j);
+	}
+}
+
+/* Hands a copy of the request to a worker. False if that cannot be done
+ * (no memory, no thread): the caller handles it itself. */
+static bool loop_dispatch(struct loop *l, const struct fuse_buf *buf, size_t size)
+{
+	struct loop_job *j = malloc(sizeof(*j));
+	bool ok = true;
+
+	if (!j)
+		return false;
+	memset(j, 0, sizeof(*j));
+	j->buf.size = size;
+	j->buf.mem = malloc(size);
+	if (!j->buf.mem) {
+		free(j);
+		return false;
+	}
+	memcpy(j->buf.mem, buf->mem, size);
+	pthread_mutex_lock(&l->lock);
+	/* a worker for every job waiting, up to the limit */
+	if (l->queued + 1 > l->idle) {
+		if (l->nthreads < LOOP_MAX_WORKERS &&
+		    !pthread_create(&l->threads[l->nthreads], NULL, loop_worker, l))
+			l->nthreads++;
+		else if (!l->nthreads)
+			ok = false;
+	}
+	if (ok) {
+		if (l->tail)
+			l->tail->next = j;
+		else
+			l->head = j;
+		l->tail = j;
+		l->queued++;
+		pthread_cond_signal(&l->cond);
+	}
+	pthread_mutex_unlock(&l->lock);
+	if (!ok) {
+		free(j->buf.mem);
+		free(j);
+	}
+	return ok;
+}
+
+/* Runs until unmount or a signal. Returns 0, or a positive errno. */
+static int loop_run(struct fuse_session *se, struct vmmfs_fs *fs)
+{
+	struct loop l;
+	struct fuse_buf fbuf = { .mem = NULL };
+	unsigned int i;
+	int res = 0;
+
+	memset(&l, 0, sizeof(l));
+	l.se = se;
+	l.fs = fs;
+	pthread_mutex_init(&l.lock, NULL);
+	pthread_cond_init(&l.cond, NULL);
+	while (!fuse_session_exited(se)) {
+		res = fuse_session_receive_buf(se, &fbuf);
+		if (res == -EINTR)
+			continue;
+		if (res <= 0)
+			break; /* 0: unmounted */
+		if (!(fbuf.flags & FUSE_BUF_IS_FD) &&
+		    fs_request_is_slow(fs, fbuf.mem, (size_t)res) &&
+		    loop_dispatch(&l, &fbuf, (size_t)res))
+			continue;
+		fuse_session_process_buf(se, &fbuf);
+	}
+	free(fbuf.mem);
+	pthread_mutex_lock(&l.lock);
+	l.exiting = true;
+	pthread_cond_broadcast(&l.cond);
+	pthread_mutex_unlock(&l.lock);
+	for (i = 0; i < l.nthreads; i++)
+		pthread_join(l.threads[i], NULL);
+	pthread_cond_destroy(&l.cond);
+	pthread_mutex_destroy(&l.lock);
+	fuse_session_reset(se);
+	return res < 0 ? -res : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts cmd = { 0 };
-	struct fuse_loop_config loop = { 0 };
 	struct options o = { 0 };
 	struct vmmfs_gpu_config cfg;
 	struct vmmfs_gpu *gpu = NULL;
 	struct fuse_session *se;
 	struct vmmfs_fs fs;
-	char err[256] = "";
+	char err[1024] = "";
 	int ret = 1, r;
 
+#ifdef M_MMAP_THRESHOLD
+	/* Big buffers (a mapping's PFN array, the parser's runs) go back to
+	 * the system when freed, rather than staying in the heap: the
+	 * daemon's memory does not keep what a large map needed once. */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
 	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) == -1)
 		goto out_args;
 	if (o.nnonopt == 2 && apply_source(&o, o.nonopt[0]))
@@ -276,6 +423,11 @@ int main(int argc, char **argv)
 		goto out_gpu;
 	}
 
+	/* -o max_write=N, -o max_readahead=N and the other connection
+	 * options of libfuse (applied in init) */
+	fs.conn_opts = fuse_parse_conn_info_opts(&args);
+	if (!fs.conn_opts)
+		goto out_fs;
 	/* permissions are the kernel's, from the modes; allow_other only when
 	 * asked (-o allow_other) */
 	if (fuse_opt_add_arg(&args, "-odefault_permissions") ||
@@ -293,14 +445,10 @@ int main(int argc, char **argv)
 		  fs.info->backend, cmd.mountpoint);
 	fuse_daemonize(cmd.foreground);
 
-	if (cmd.singlethread) {
-		r = fuse_session_loop(se);
-	} else {
-		loop.clone_fd = cmd.clone_fd;
-		/* UINT_MAX: not given; libfuse's default is 10 */
-		loop.max_idle_threads = cmd.max_idle_threads == UINT_MAX ? 10 : cmd.max_idle_threads;
-		r = fuse_session_loop_mt(se, &loop);
-	}
+	if (cmd.singlethread)
+		r = fuse_session_loop(se); /* -s: everything in one thread */
+	else
+		r = loop_run(se, &fs);
 	/* unmounted (0), or stopped by SIGTERM, SIGINT or SIGHUP: both clean */
 	ret = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP) ? 0 : 1;
 	if (ret)
@@ -311,6 +459,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_fs:
+	free(fs.conn_opts);
 	fs_handles_free(&fs);
 	fs_fini(&fs);
 out_gpu:

@@ -27,9 +27,16 @@
  *            VMMFS_MAPFILE_MAX_PAGES pages in one file
  *   -ENOMEM  no memory for the PFN list
  *
- * Cost: one pass over the bytes with a class table; PFNs are stored as runs
- * of consecutive pages (a range or consecutive single PFNs cost one run) in
- * an array that grows geometrically. No allocation per number.
+ * Cost: one pass over the bytes, where they lie in the caller's buffer (only
+ * a word cut by the end of a piece is copied, at most MAX_WORD bytes). Lists
+ * of single PFNs, the bulk of big files, go 64 bytes at a time: the bytes
+ * are classified at once (SSE2 where the compiler has it, 64-bit words
+ * elsewhere) into bit masks of separators and hex digits, and each "0x"
+ * word of up to 8 digits is converted with one 8-byte load and a few
+ * shifts; everything else takes a loop per byte. No sscanf, no strtoull.
+ * PFNs are stored as runs of consecutive pages (a range or consecutive
+ * single PFNs cost one run) in an array that grows geometrically. No
+ * allocation per number.
  *
  * Locking: none; one parser belongs to one writer.
  */
@@ -103,6 +110,12 @@ const char *vmmfs_mapfile_error(const struct vmmfs_mapfile *mf);
 /* The PFNs as one array of mf->npages entries, malloc'ed into *pfns.
  * Returns 0 or -ENOMEM. */
 int vmmfs_mapfile_expand(const struct vmmfs_mapfile *mf, uint64_t **pfns);
+/* The same into the caller's array of mf->npages entries. */
+void vmmfs_mapfile_expand_into(const struct vmmfs_mapfile *mf, uint64_t *pfns);
+
+/* Backs a big array (1 MiB or more) with memory in one call instead of a
+ * page fault per page (Linux; does nothing elsewhere or on failure). */
+void vmmfs_mapfile_populate(void *p, size_t len);
 
 /* Number parsing shared with the command line and translate/ names, over
  * exactly len bytes (no terminator needed):

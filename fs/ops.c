@@ -8,27 +8,48 @@
  * be freed under a running operation whatever rm, rmdir or forget do.
  *
  * Mapping files: create makes the node (state WRITING) and a writer
- * handle with a parser; writes feed the parser (malformed text fails the
- * write); the first flush that finds data commits (prepare, execute: one
- * TLB flush), so close() returns the map's error; release commits if no
- * flush did and removes a file that never got data. A failed map removes
- * the file and logs one line naming it.
+ * handle with a parser; writes feed the parser where the data lies in
+ * libfuse's buffer (malformed text fails the write); the first flush that
+ * finds data commits (vmmfs_vmm_map_pages: the VMM plans big pages from
+ * the PFNs, one TLB flush), so close() returns the map's error; release
+ * commits if no flush did and removes a file that never got data. A failed
+ * map removes the file and logs one line naming it. Once mapped, the file
+ * keeps nothing per page: the text and the parsed runs are freed, and its
+ * description is made from the VMM's runs when read.
+ *
+ * What the kernel may cache (the fewer requests, the faster small
+ * operations are; but every open shows the current state):
+ *   names: every entry, also "no such name", for CACHE_TIMEOUT, except a
+ *     mapping file still being written (its map may fail and take the
+ *     name away without the kernel knowing): it is looked up again. Every
+ *     other name appears and goes only through the kernel (create, mkdir,
+ *     rename, unlink, rmdir), which updates its cache itself.
+ *   attributes: for CACHE_TIMEOUT where they never change (directories,
+ *     README, gpu/, pdb, mem, vram/raw, pagetable with its size 0, a
+ *     mapped mapping file with the exact size of its description); never
+ *     for the small files whose size changes (stats, log, vram/usage,
+ *     translate/) or a mapping file being written.
+ *   content: a mapping file's description never changes while the file
+ *     exists (a new file is a new inode), so it goes through the page
+ *     cache and stays there (keep_cache); every other generated file is
+ *     direct I/O: read from the daemon at every open.
  */
 #include "vmmfs_fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/fuse.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
-#define DIR_TIMEOUT 1.0
+#define CACHE_TIMEOUT 60.0
 #define MIN_SZ(a, b) ((a) < (b) ? (a) : (b))
 
-enum fh_kind { FH_TEXT, FH_WRITER, FH_RAW, FH_MEM, FH_DIR };
+enum fh_kind { FH_TEXT, FH_STREAM, FH_WRITER, FH_RAW, FH_MEM, FH_DIR };
 
 struct dent {
 	char *name;
@@ -48,6 +69,7 @@ struct fs_handle {
 
 	char *buf;                   /* FH_TEXT */
 	size_t len;
+	struct fs_stream *stream;    /* FH_STREAM */
 
 	pthread_mutex_t lock;        /* FH_WRITER */
 	struct vmmfs_mapfile mf;
@@ -121,11 +143,23 @@ static void node_path(struct vmmfs_fs *fs, struct fs_node *n, char *buf, size_t 
 
 /* ---- attributes ------------------------------------------------------ */
 
+/* Small generated files: made whole at open. */
 static bool is_text(enum fs_kind k)
 {
 	switch (k) {
-	case N_README: case N_GPU_ATTR: case N_VRAM_USAGE: case N_AS_PDB: case N_AS_PAGETABLE:
+	case N_README: case N_GPU_ATTR: case N_VRAM_USAGE: case N_AS_PDB:
 	case N_AS_XLATE: case N_AS_STATS: case N_STATS: case N_LOG:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Small generated files whose size changes: attributes never cached. */
+static bool size_changes(enum fs_kind k)
+{
+	switch (k) {
+	case N_VRAM_USAGE: case N_AS_XLATE: case N_AS_STATS: case N_STATS: case N_LOG:
 		return true;
 	default:
 		return false;
@@ -147,13 +181,15 @@ static off_t text_size(struct vmmfs_fs *fs, struct fs_node *n, struct fs_handle 
 	return size;
 }
 
-/* Fills st. with_size: generate text to measure it (getattr); lookups
- * leave it 0 since attributes are never cached (timeout 0) and the stat
- * that follows asks again. */
-static void node_stat(struct vmmfs_fs *fs, struct fs_node *n, struct fs_handle *h,
+/* Fills st (sizes: see text.c's policy in vmmfs_fs.h). with_size: measure
+ * the small generated files by generating them (getattr); lookups leave
+ * them 0 since their attributes are never cached and the stat that follows
+ * asks again. Returns whether the attributes may be cached. */
+static bool node_stat(struct vmmfs_fs *fs, struct fs_node *n, struct fs_handle *h,
 		      bool with_size, struct stat *st)
 {
-	bool live;
+	bool cache = !size_changes(n->kind);
+	uint64_t size;
 
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&fs->lock);
@@ -173,43 +209,51 @@ static void node_stat(struct vmmfs_fs *fs, struct fs_node *n, struct fs_handle *
 	pthread_mutex_unlock(&fs->lock);
 
 	if (n->kind == N_MAPFILE) {
+		/* being written: what was written; mapped: the description
+		 * (counted at the first getattr, not at lookups: rm needs a
+		 * lookup, not the size); removed: what it was, for the files
+		 * still open */
 		pthread_mutex_lock(&n->map_lock);
-		live = n->state == MAP_LIVE;
 		if (n->state == MAP_WRITING)
 			st->st_size = (off_t)n->written;
+		else if ((with_size || n->desc_size) && !fs_mapping_size_locked(n, &size))
+			st->st_size = (off_t)size;
+		cache = n->state == MAP_LIVE && n->desc_size;
 		pthread_mutex_unlock(&n->map_lock);
-		if (live && with_size)
-			st->st_size = text_size(fs, n, NULL);
-	} else if (is_text(n->kind) && with_size) {
+	} else if (is_text(n->kind) && (with_size || cache)) {
 		st->st_size = text_size(fs, n, h);
 	}
 	/* mem and vram/raw occupy nothing: they are windows */
 	if (n->kind != N_AS_MEM && n->kind != N_VRAM_RAW)
 		st->st_blocks = (st->st_size + 511) / 512;
+	return cache;
 }
 
-static double attr_timeout(const struct fs_node *n)
+/* Names that can vanish without the kernel seeing it: a mapping file being
+ * written (its map may fail). */
+static double entry_timeout(struct fs_node *n)
 {
-	return fs_node_is_dir(n) ? DIR_TIMEOUT : 0.0;
-}
+	bool live = true;
 
-/* Names that can vanish without the kernel seeing it (a failed map, a
- * translate node) are never cached. */
-static double entry_timeout(const struct fs_node *n)
-{
-	return n->kind == N_MAPFILE || n->kind == N_AS_XLATE ? 0.0 : DIR_TIMEOUT;
+	if (n->kind == N_MAPFILE) {
+		pthread_mutex_lock(&n->map_lock);
+		live = n->state == MAP_LIVE;
+		pthread_mutex_unlock(&n->map_lock);
+	}
+	return live ? CACHE_TIMEOUT : 0.0;
 }
 
 /* Replies with an entry for n, on which the caller took a lookup. */
 static void reply_entry(fuse_req_t req, struct vmmfs_fs *fs, struct fs_node *n)
 {
 	struct fuse_entry_param e;
+	bool cache;
 
 	memset(&e, 0, sizeof(e));
 	e.ino = n->ino;
-	e.attr_timeout = attr_timeout(n);
+	cache = node_stat(fs, n, NULL, false, &e.attr);
+	e.attr_timeout = cache ? CACHE_TIMEOUT : 0.0;
 	e.entry_timeout = entry_timeout(n);
-	node_stat(fs, n, NULL, false, &e.attr);
 	if (fuse_reply_entry(req, &e)) {
 		/* the kernel never got it: undo its lookup */
 		pthread_mutex_lock(&fs->lock);
@@ -324,6 +368,8 @@ static void handle_destroy(struct vmmfs_fs *fs, struct fs_handle *h)
 		vmmfs_mapfile_fini(&h->mf);
 		pthread_mutex_destroy(&h->lock);
 	}
+	if (h->stream)
+		fs_stream_close(h->stream);
 	if (h->as)
 		fs_as_put(fs, h->as);
 	for (i = 0; i < h->nents; i++)
@@ -408,9 +454,12 @@ static void writer_drop(struct vmmfs_fs *fs, struct fs_handle *h)
 	pthread_mutex_unlock(&fs->lock);
 }
 
+/* Makes the mapping the parser describes. The parsed runs are freed first
+ * (the PFN array the VMM takes holds the same pages), the array after:
+ * the daemon keeps nothing per page once the VMM has the mapping. */
 static int writer_map(struct vmmfs_fs *fs, struct fs_handle *h, struct vmmfs_mapping **m)
 {
-	const struct vmmfs_mapfile *mf = &h->mf;
+	struct vmmfs_mapfile *mf = &h->mf;
 	struct vmmfs_vmm *vmm = h->as->vmm;
 	struct vmmfs_va_placement pl = {
 		.kind = mf->va_kind == VMMFS_MAPFILE_VA_EXACT ? VMMFS_VA_EXACT :
@@ -420,24 +469,34 @@ static int writer_map(struct vmmfs_fs *fs, struct fs_handle *h, struct vmmfs_map
 		.pa_hint = mf->nruns ? mf->runs[0].first * VMMFS_PAGE_SIZE : VMMFS_NO_PA_HINT,
 	};
 	unsigned int flags = mf->read_only ? VMMFS_MAP_READ_ONLY : 0;
-	struct vmmfs_map_op *op = NULL;
-	uint64_t *pfns = NULL;
+	uint64_t *pfns, npages = mf->npages;
 	int r;
 
-	if (mf->alloc_bytes)
-		return vmmfs_vmm_map_alloc(vmm, mf->alloc_bytes, &pl, flags, m);
+	if (mf->alloc_bytes) {
+		uint64_t bytes = mf->alloc_bytes;
 
-	r = vmmfs_mapfile_expand(mf, &pfns);
-	if (r)
+		vmmfs_mapfile_fini(mf);
+		fs_gate_enter(fs);
+		r = vmmfs_vmm_map_alloc(vmm, bytes, &pl, flags, m);
+		fs_gate_leave(fs);
 		return r;
-	r = vmmfs_vmm_prepare_map(vmm, mf->npages, &pl, &op);
-	if (r)
-		goto out_free_pfns;
-	r = vmmfs_vmm_execute_map(vmm, op, pfns, flags, m);
-	/* validation errors leave the op prepared */
-	if (r == -EINVAL || r == -ERANGE || r == -EACCES)
-		vmmfs_vmm_abort_map(vmm, op);
-out_free_pfns:
+	}
+	/* The VMM takes the PFNs as one array (8 bytes a page, for the time of
+	 * the call): fresh memory, backed at once rather than by a page fault
+	 * per 512 PFNs, and given back right after. */
+	pfns = malloc(npages * sizeof(*pfns));
+	if (!pfns) {
+		vmmfs_mapfile_fini(mf);
+		return -ENOMEM;
+	}
+	vmmfs_mapfile_populate(pfns, npages * sizeof(*pfns));
+	vmmfs_mapfile_expand_into(mf, pfns);
+	vmmfs_mapfile_fini(mf);
+	/* prepare and execute in one: the VMM sees every PFN when it plans
+	 * the page sizes; one TLB flush */
+	fs_gate_enter(fs);
+	r = vmmfs_vmm_map_pages(vmm, pfns, npages, &pl, flags, m);
+	fs_gate_leave(fs);
 	free(pfns);
 	return r;
 }
@@ -448,6 +507,7 @@ static int writer_commit(struct vmmfs_fs *fs, struct fs_handle *h, bool releasin
 {
 	struct fs_node *n = h->node;
 	struct vmmfs_mapping *m = NULL;
+	struct vmmfs_mapping_info mi;
 	char path[512];
 	int r;
 
@@ -481,17 +541,19 @@ static int writer_commit(struct vmmfs_fs *fs, struct fs_handle *h, bool releasin
 			  fs_errno_name(r));
 		goto fail;
 	}
+	/* m is ours until the node shows it: rm may take it right after */
+	vmmfs_mapping_get_info(m, &mi);
 	pthread_mutex_lock(&n->map_lock);
 	n->mapping = m;
 	n->state = MAP_LIVE;
 	pthread_mutex_unlock(&n->map_lock);
-	{
-		struct vmmfs_mapping_info mi;
-		vmmfs_mapping_get_info(m, &mi);
-		vmmfs_log(VMMFS_LOG_INFO, "%s: mapped %llu pages at 0x%llx-0x%llx %s",
-			  path, (unsigned long long)mi.npages, (unsigned long long)mi.va,
-			  (unsigned long long)(mi.va + mi.size - 1), mi.read_only ? "ro" : "rw");
-	}
+	/* the kernel still has the attributes of the file being written (its
+	 * size): drop them, the next stat gets the description's */
+	if (fs->se)
+		fuse_lowlevel_notify_inval_inode(fs->se, n->ino, -1, 0);
+	vmmfs_log(VMMFS_LOG_INFO, "%s: mapped %llu pages at 0x%llx-0x%llx %s",
+		  path, (unsigned long long)mi.npages, (unsigned long long)mi.va,
+		  (unsigned long long)(mi.va + mi.size - 1), mi.read_only ? "ro" : "rw");
 	h->done = true;
 	h->result = 0;
 	vmmfs_mapfile_fini(&h->mf);
@@ -514,10 +576,17 @@ out:
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
-	/* big writes: a PFN list arrives in few requests */
+	struct vmmfs_fs *fs = userdata;
+
+	/* Big writes and reads: a PFN list arrives, and pagetable leaves, in
+	 * requests of 1 MiB (libfuse's largest; the kernel's default is
+	 * 128 KiB). max_write also sets the kernel's max_pages, which bounds
+	 * reads. -o max_write=N (and libfuse's other -o options) override. */
 	if (conn->max_write < (1u << 20))
 		conn->max_write = 1u << 20;
+	if (fs->conn_opts)
+		fuse_apply_conn_info_opts(fs->conn_opts, conn);
+	/* writes reach the daemon at write(2): errors go to the writer */
 	conn->want &= ~(unsigned int)FUSE_CAP_WRITEBACK_CACHE;
 }
 
@@ -568,6 +637,15 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 out_unlock:
 	pthread_mutex_unlock(&fs->lock);
+	if (r == -ENOENT) {
+		/* no such name, cached: names appear only through the kernel */
+		struct fuse_entry_param e;
+
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = CACHE_TIMEOUT;
+		fuse_reply_entry(req, &e);
+		return;
+	}
 	fuse_reply_err(req, -r);
 }
 
@@ -609,15 +687,16 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fs_node *n = node_get(fs, ino);
 	struct fs_handle *h;
 	struct stat st;
+	bool cache;
 
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
 	h = handle_get(fs, fi);
-	node_stat(fs, n, h, true, &st);
+	cache = node_stat(fs, n, h, true, &st);
 	handle_put(fs, h);
-	fuse_reply_attr(req, &st, attr_timeout(n));
+	fuse_reply_attr(req, &st, cache ? CACHE_TIMEOUT : 0.0);
 	node_put(fs, n);
 }
 
@@ -657,9 +736,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		fuse_reply_err(req, -r);
 	} else {
 		struct fs_handle *h = handle_get(fs, fi);
-		node_stat(fs, n, h, true, &st);
+		bool cache = node_stat(fs, n, h, true, &st);
 		handle_put(fs, h);
-		fuse_reply_attr(req, &st, attr_timeout(n));
+		fuse_reply_attr(req, &st, cache ? CACHE_TIMEOUT : 0.0);
 	}
 	node_put(fs, n);
 }
@@ -746,10 +825,10 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	pthread_mutex_lock(&n->map_lock);
 	if (n->state == MAP_WRITING) {
 		r = -EBUSY; /* its writer has not closed it */
-	} else {
-		m = n->mapping;
-		n->mapping = NULL;
+	} else if (n->state == MAP_LIVE) {
+		/* no new reader of the mapping from here on */
 		n->state = MAP_GONE;
+		n->unlinking = true;
 	}
 	pthread_mutex_unlock(&n->map_lock);
 	if (r)
@@ -759,8 +838,26 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fs_node_path(n, path, sizeof(path));
 	if (!fs_as_get_locked(as))
 		as = NULL; /* cannot happen: an address space with mappings is never removed */
+	n->refs++; /* until the mapping is off it */
 	fs_node_unlink(fs, n);
 	pthread_mutex_unlock(&fs->lock);
+
+	/* Readers of the description that wait for their reader let go of
+	 * the mapping; open files keep a copy of the description (rm of an
+	 * open file: it stays readable until closed). */
+	fs_gate_enter(fs);
+	pthread_mutex_lock(&n->map_lock);
+	while (n->map_readers)
+		pthread_cond_wait(&n->map_cond, &n->map_lock);
+	m = n->mapping;
+	if (m && n->map_opens && fs_mapping_freeze_locked(n, m))
+		vmmfs_log(VMMFS_LOG_ERROR, "%s: no memory to keep its description for the %u "
+			  "open files: their reads fail (EIO)", path, n->map_opens);
+	n->mapping = NULL;
+	n->unlinking = false;
+	pthread_cond_broadcast(&n->map_cond);
+	pthread_mutex_unlock(&n->map_lock);
+	node_put(fs, n);
 
 	if (m && as) {
 		r = vmmfs_vmm_unmap(as->vmm, m);
@@ -772,6 +869,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 			vmmfs_log(VMMFS_LOG_INFO, "%s: unmapped", path);
 		r = 0; /* the file and the mapping are gone all the same */
 	}
+	fs_gate_leave(fs);
 	if (as)
 		fs_as_put(fs, as);
 	fuse_reply_err(req, -r);
@@ -925,9 +1023,13 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	pthread_mutex_init(&h->lock, NULL);
 	vmmfs_mapfile_init(&h->mf, fs->vram_pages, fs->va_size);
 
+	/* The name is looked up again each time until the map is made (it
+	 * goes if the map fails); the attributes are the kernel's to keep
+	 * while it is written (it tracks the size of its writes), and the
+	 * commit invalidates them. */
 	memset(&e, 0, sizeof(e));
 	e.ino = n->ino;
-	e.attr_timeout = 0.0;
+	e.attr_timeout = CACHE_TIMEOUT;
 	e.entry_timeout = 0.0;
 	node_stat(fs, n, NULL, false, &e.attr);
 	set_fh(fi, h);
@@ -949,6 +1051,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_node *n = node_get(fs, ino);
 	int acc = fi->flags & O_ACCMODE;
 	struct fs_handle *h = NULL;
+	struct fs_stream *s = NULL;
+	bool cached = false;
 	struct text t;
 	int r = 0;
 
@@ -959,16 +1063,25 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	text_init(&t);
 	if (n->kind == N_MAPFILE && acc != O_RDONLY) {
 		r = -EBUSY; /* written once: rm it and write a new one */
-	} else if (is_text(n->kind) || n->kind == N_MAPFILE) {
-		if (acc != O_RDONLY) {
-			r = -EACCES;
-		} else {
-			r = fs_generate(fs, n, &t);
-			if (!r) {
-				h = handle_new(fs, FH_TEXT, n);
-				if (h)
-					h->buf = text_take(&t, &h->len);
-			}
+	} else if ((is_text(n->kind) || n->kind == N_AS_PAGETABLE) && acc != O_RDONLY) {
+		r = -EACCES;
+	} else if (is_text(n->kind)) {
+		r = fs_generate(fs, n, &t);
+		if (!r) {
+			h = handle_new(fs, FH_TEXT, n);
+			if (h)
+				h->buf = text_take(&t, &h->len);
+		}
+	} else if (n->kind == N_AS_PAGETABLE || n->kind == N_MAPFILE) {
+		/* made as it is read; a description never changes: cached */
+		r = fs_stream_open(fs, n, &s);
+		if (!r) {
+			h = handle_new(fs, FH_STREAM, n);
+			if (h)
+				h->stream = s;
+			else
+				fs_stream_close(s);
+			cached = n->kind == N_MAPFILE;
 		}
 	} else if (n->kind == N_VRAM_RAW) {
 		h = handle_new(fs, FH_RAW, n);
@@ -1008,8 +1121,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	set_fh(fi, h);
-	fi->direct_io = 1; /* never cached: every open shows the current state */
-	fi->keep_cache = 0;
+	/* never cached but a description: every open shows the current state */
+	fi->direct_io = !cached;
+	fi->keep_cache = cached;
 	if (fuse_reply_open(req, fi))
 		handle_close(fs, h);
 	node_put(fs, n);
@@ -1072,6 +1186,9 @@ static void do_read(fuse_req_t req, struct vmmfs_fs *fs, struct fs_handle *h, si
 		else
 			fuse_reply_buf(req, h->buf + off, MIN_SZ(size, h->len - (size_t)off));
 		return;
+	case FH_STREAM:
+		fs_stream_read(h->stream, req, size, off);
+		return;
 	case FH_RAW:
 	case FH_MEM:
 		end = h->kind == FH_RAW ? fs->info->vram_size : fs->va_size;
@@ -1090,7 +1207,9 @@ static void do_read(fuse_req_t req, struct vmmfs_fs *fs, struct fs_handle *h, si
 			r = vmmfs_gpu_vram_read(fs->gpu, (uint64_t)off, buf, size);
 			r = r ? -EIO : (long)size;
 		} else {
+			fs_gate_enter(fs);
 			r = vmmfs_vmm_mem_read(h->as->vmm, (uint64_t)off, buf, size);
+			fs_gate_leave(fs);
 		}
 		if (r < 0) {
 			int err = h->kind == FH_RAW ? EIO : mem_errno(r);
@@ -1172,7 +1291,9 @@ static void do_write(fuse_req_t req, struct vmmfs_fs *fs, struct fs_handle *h, c
 			r = vmmfs_gpu_vram_write(fs->gpu, (uint64_t)off, buf, size);
 			r = r ? -EIO : (long)size;
 		} else {
+			fs_gate_enter(fs);
 			r = vmmfs_vmm_mem_write(h->as->vmm, (uint64_t)off, buf, size);
+			fs_gate_leave(fs);
 		}
 		if (r < 0) {
 			int err = h->kind == FH_RAW ? EIO : mem_errno(r);
@@ -1335,6 +1456,65 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	pthread_mutex_unlock(&fs->lock);
 	sv.f_namemax = FS_MAX_NAME;
 	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- which requests may take long ------------------------------------ */
+
+/* Pages above which a map or unmap is left to a worker thread. */
+#define SLOW_PAGES (1ull << 16)
+
+bool fs_request_is_slow(struct vmmfs_fs *fs, const void *req, size_t len)
+{
+	const struct fuse_in_header *in = req;
+	struct fuse_file_info fi;
+	struct fs_handle *h;
+	uint64_t fh;
+	bool slow = false;
+
+	if (len < sizeof(*in))
+		return false;
+	switch (in->opcode) {
+	case FUSE_RMDIR:
+		return true; /* destroys an address space */
+	case FUSE_READ:
+	case FUSE_WRITE:
+	case FUSE_FLUSH:
+	case FUSE_RELEASE:
+		break;
+	default:
+		return false;
+	}
+	/* their argument starts with the file handle */
+	if (len < sizeof(*in) + sizeof(fh))
+		return false;
+	memcpy(&fh, (const char *)req + sizeof(*in), sizeof(fh));
+	memset(&fi, 0, sizeof(fi));
+	fi.fh = fh;
+	h = handle_get(fs, &fi);
+	if (!h)
+		return false;
+	switch (h->kind) {
+	case FH_STREAM:
+		/* may wait for its producer */
+		slow = in->opcode == FUSE_READ;
+		break;
+	case FH_RAW:
+	case FH_MEM:
+		slow = in->opcode == FUSE_READ || in->opcode == FUSE_WRITE;
+		break;
+	case FH_WRITER:
+		if (in->opcode == FUSE_FLUSH || in->opcode == FUSE_RELEASE) {
+			pthread_mutex_lock(&h->lock);
+			slow = !h->done && (h->mf.npages > SLOW_PAGES ||
+					    h->mf.alloc_bytes > SLOW_PAGES * VMMFS_PAGE_SIZE);
+			pthread_mutex_unlock(&h->lock);
+		}
+		break;
+	default:
+		break;
+	}
+	handle_put(fs, h);
+	return slow;
 }
 
 void fs_handles_free(struct vmmfs_fs *fs)

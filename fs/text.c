@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Text of the generated files: key value lines, mapping descriptions, the
- * page-table dump, translations. Hot formatters (hex numbers in pagetable
- * and pfns lines) are written by hand; printf is kept for rare lines.
+ * Text of the generated files: key value lines, translations, mapping
+ * descriptions and the page-table dump, and the streams that deliver the
+ * last two as they are read.
+ *
+ * Small files are generated whole at open (a few hundred bytes, printf is
+ * fine there). Mapping descriptions and pagetable can be hundreds of
+ * megabytes: their lines are formatted straight into the chunks of a
+ * stream with table-free SWAR hex conversion (16 digits in a handful of
+ * 64-bit operations), never through printf, and never all at once.
  */
 #include "vmmfs_fs.h"
 
@@ -11,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
+#include <time.h>
 
 void text_init(struct text *t)
 {
@@ -196,114 +204,6 @@ const char *text_page_size(uint64_t bytes)
 	}
 }
 
-/* ---- mapping files --------------------------------------------------- */
-
-static int put_run(void *ctx, uint64_t first, uint64_t count)
-{
-	struct text *t = ctx;
-
-	text_put(t, " ", 1);
-	text_hex(t, first, 0);
-	if (count > 1) {
-		text_put(t, "-", 1);
-		text_hex(t, first + count - 1, 0);
-	}
-	return t->err;
-}
-
-int text_mapping(struct text *t, const struct vmmfs_mapping *m)
-{
-	static const struct { const char *name; size_t off; } sizes[] = {
-		{ "512M", offsetof(struct vmmfs_mapping_info, pages_512m) },
-		{ "2M", offsetof(struct vmmfs_mapping_info, pages_2m) },
-		{ "64K", offsetof(struct vmmfs_mapping_info, pages_64k) },
-		{ "4K", offsetof(struct vmmfs_mapping_info, pages_4k) },
-	};
-	struct vmmfs_mapping_info mi;
-	size_t i;
-
-	vmmfs_mapping_get_info(m, &mi);
-	text_kv_hex(t, "va", 6, mi.va, 16);
-	text_kv_hex(t, "size", 6, mi.size, 0);
-	text_kv_u64(t, "pages", 6, mi.npages);
-	text_kv_str(t, "access", 6, mi.read_only ? "ro" : "rw");
-	text_put(t, "pfns  ", 6);
-	vmmfs_mapping_for_each_run(m, put_run, t);
-	text_put(t, "\n", 1);
-	/* PTEs by page size, largest first, those in use */
-	text_put(t, "ptes  ", 6);
-	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		uint64_t n;
-		memcpy(&n, (const char *)&mi + sizes[i].off, sizeof(n));
-		if (!n)
-			continue;
-		text_put(t, " ", 1);
-		text_puts(t, sizes[i].name);
-		text_put(t, ":", 1);
-		text_dec(t, n);
-	}
-	text_put(t, "\n", 1);
-	text_kv_str(t, "alloc", 6, mi.allocated ? "yes" : "no");
-	return t->err;
-}
-
-/* ---- pagetable ------------------------------------------------------- */
-
-static int put_pt_entry(void *ctx, const struct vmmfs_pt_entry *e)
-{
-	static const char spaces[] = "                                ";
-	struct text *t = ctx;
-	int indent = 2 * e->depth;
-
-	if (indent > (int)sizeof(spaces) - 1)
-		indent = (int)sizeof(spaces) - 1;
-	text_put(t, spaces, (size_t)indent);
-	text_puts(t, e->level ? e->level : "?");
-	if (e->half) {
-		text_put(t, " ", 1);
-		text_puts(t, e->half);
-	}
-	text_put(t, " ", 1);
-	text_dec(t, e->first);
-	if (e->last != e->first) {
-		text_put(t, "-", 1);
-		text_dec(t, e->last);
-	}
-	text_put(t, " va ", 4);
-	text_hex(t, e->va_first, 16);
-	text_put(t, "-", 1);
-	text_hex(t, e->va_last, 16);
-	switch (e->kind) {
-	case VMMFS_PT_TABLE:
-		text_put(t, " table ", 7);
-		text_hex(t, e->addr, 16);
-		break;
-	case VMMFS_PT_PAGE:
-		text_put(t, " pa ", 4);
-		text_hex(t, e->addr, 16);
-		text_put(t, "-", 1);
-		text_hex(t, e->addr + (e->va_last - e->va_first), 16);
-		text_put(t, " ", 1);
-		text_puts(t, e->aperture ? e->aperture : "vid");
-		text_puts(t, e->read_only ? " ro " : " rw ");
-		text_puts(t, text_page_size(e->page_size));
-		break;
-	case VMMFS_PT_SPARSE:
-		text_put(t, " sparse ", 8);
-		text_puts(t, text_page_size(e->page_size));
-		break;
-	}
-	text_put(t, "\n", 1);
-	return t->err;
-}
-
-int text_pagetable(struct text *t, struct vmmfs_vmm *vmm)
-{
-	int r = vmmfs_vmm_dump(vmm, put_pt_entry, t);
-
-	return r ? r : t->err;
-}
-
 /* ---- translate/0xVA -------------------------------------------------- */
 
 int text_translate(struct text *t, struct vmmfs_fs *fs, struct vmmfs_vmm *vmm, uint64_t va)
@@ -453,7 +353,8 @@ static void text_vas_stats(struct text *t, struct vmmfs_vmm *vmm)
 }
 
 /* Content that needs the address space's VMM: taken as a use so rmdir
- * cannot destroy it underneath. */
+ * cannot destroy it underneath, and announced so no stream producer holds
+ * its lock meanwhile. */
 static int generate_as(struct vmmfs_fs *fs, struct fs_node *n, struct text *t)
 {
 	struct fs_as *as = n->as;
@@ -471,14 +372,15 @@ static int generate_as(struct vmmfs_fs *fs, struct fs_node *n, struct text *t)
 		text_hex(t, vmmfs_vmm_pdb(as->vmm), 16);
 		text_put(t, "\n", 1);
 		break;
-	case N_AS_PAGETABLE:
-		r = text_pagetable(t, as->vmm);
-		break;
 	case N_AS_XLATE:
+		fs_gate_enter(fs);
 		r = text_translate(t, fs, as->vmm, n->va);
+		fs_gate_leave(fs);
 		break;
 	case N_AS_STATS:
+		fs_gate_enter(fs);
 		text_vas_stats(t, as->vmm);
+		fs_gate_leave(fs);
 		break;
 	default:
 		r = -EINVAL;
@@ -490,8 +392,6 @@ static int generate_as(struct vmmfs_fs *fs, struct fs_node *n, struct text *t)
 
 int fs_generate(struct vmmfs_fs *fs, struct fs_node *n, struct text *t)
 {
-	int r = 0;
-
 	switch (n->kind) {
 	case N_README:
 		text_readme(t, fs);
@@ -515,20 +415,996 @@ int fs_generate(struct vmmfs_fs *fs, struct fs_node *n, struct text *t)
 		break;
 	}
 	case N_AS_PDB:
-	case N_AS_PAGETABLE:
 	case N_AS_XLATE:
 	case N_AS_STATS:
 		return generate_as(fs, n, t);
-	case N_MAPFILE:
-		pthread_mutex_lock(&n->map_lock);
-		if (n->state == MAP_LIVE)
-			r = text_mapping(t, n->mapping);
-		else
-			r = n->state == MAP_WRITING ? -EBUSY : -ENOENT;
-		pthread_mutex_unlock(&n->map_lock);
-		return r;
 	default:
 		return -EINVAL;
 	}
 	return t->err;
+}
+
+/* ---- fast formatting ------------------------------------------------- *
+ *
+ * Writers into a buffer with room: each returns the end of what it wrote.
+ * put_hex() and put_name() store 8 or 16 bytes at a time and may write up
+ * to 16 bytes past their end, which the next writer overwrites; callers
+ * keep REC_SLACK bytes spare. */
+
+#define REC_SLACK 16
+
+/* "0x" and 16 digits */
+static inline char *put_hex16(char *p, uint64_t v)
+{
+	p[0] = '0';
+	p[1] = 'x';
+	hex16(p + 2, v);
+	return p + 18;
+}
+
+static inline unsigned int hex_len(uint64_t v)
+{
+	return v ? (unsigned int)(67 - __builtin_clzll(v)) / 4 : 1;
+}
+
+/* "0x" and v without leading zeros */
+static inline char *put_hex(char *p, uint64_t v)
+{
+	unsigned int n = hex_len(v);
+
+	p[0] = '0';
+	p[1] = 'x';
+	p += 2;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	{
+		/* the digits as they lie in memory, most significant first */
+		uint64_t lo = __builtin_bswap64(nibbles_ascii(spread_nibbles(v & 0xffffffffull)));
+
+		if (n <= 8) {
+			lo >>= 64 - 8 * n;
+			memcpy(p, &lo, 8);
+		} else {
+			uint64_t hi = __builtin_bswap64(nibbles_ascii(spread_nibbles(v >> 32)));
+
+			hi >>= 128 - 8 * n;
+			memcpy(p, &hi, 8);
+			memcpy(p + n - 8, &lo, 8);
+		}
+	}
+#else
+	{
+		char digits[16];
+
+		hex16(digits, v);
+		memcpy(p, digits + 16 - n, n);
+	}
+#endif
+	return p + n;
+}
+
+static inline char *put_dec(char *p, uint64_t v)
+{
+	char tmp[20];
+	unsigned int n = 0;
+
+	if (v < 10) { /* entry indices mostly: no loop, no call */
+		*p = (char)('0' + v);
+		return p + 1;
+	}
+	if (v < 100) {
+		p[0] = (char)('0' + v / 10);
+		p[1] = (char)('0' + v % 10);
+		return p + 2;
+	}
+	if (v < 1000) {
+		p[0] = (char)('0' + v / 100);
+		p[1] = (char)('0' + v / 10 % 10);
+		p[2] = (char)('0' + v % 10);
+		return p + 3;
+	}
+	do {
+		tmp[sizeof(tmp) - 1 - n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	memcpy(p, tmp + sizeof(tmp) - n, n);
+	return p + n;
+}
+
+/* The names in pagetable lines (levels, apertures, page sizes) are a few
+ * constant strings of the VMM: each field remembers its last one, padded,
+ * and copies 16 bytes without measuring it again. */
+struct name_cache {
+	const char *ptr;
+	size_t len;
+	char pad[16];
+};
+
+static inline char *put_name(char *p, struct name_cache *c, const char *s)
+{
+	if (s != c->ptr) {
+		size_t n = strlen(s);
+
+		if (n > 15)
+			n = 15;
+		memset(c->pad, 0, sizeof(c->pad));
+		memcpy(c->pad, s, n);
+		c->ptr = s;
+		c->len = n;
+	}
+	memcpy(p, c->pad, sizeof(c->pad));
+	return p + c->len;
+}
+
+/* ---- mapping descriptions -------------------------------------------- *
+ *
+ *   va     0x0000000000200000
+ *   size   0x100000
+ *   pages  256
+ *   access rw
+ *   pfns   0x100-0x1ff 0x300
+ *   ptes   4K:256
+ *   alloc  no
+ *
+ * As a stream: the lines up to "pfns  " are one record, each run " A-B"
+ * one, and the rest one. Its size is counted from the runs without
+ * formatting them. */
+
+struct fs_frozen {
+	struct vmmfs_mapping_info info;
+	size_t nruns;
+	struct vmmfs_pfn_run runs[];
+};
+
+/* Bytes of " 0xA-0xB" (" 0xA" for one page). */
+static inline uint64_t run_len(uint64_t first, uint64_t count)
+{
+	return 3 + hex_len(first) + (count > 1 ? 3 + hex_len(first + count - 1) : 0);
+}
+
+static inline char *put_run(char *p, uint64_t first, uint64_t count)
+{
+	*p++ = ' ';
+	p = put_hex(p, first);
+	if (count > 1) {
+		*p++ = '-';
+		p = put_hex(p, first + count - 1);
+	}
+	return p;
+}
+
+static void desc_head(struct text *t, const struct vmmfs_mapping_info *mi)
+{
+	text_kv_hex(t, "va", 6, mi->va, 16);
+	text_kv_hex(t, "size", 6, mi->size, 0);
+	text_kv_u64(t, "pages", 6, mi->npages);
+	text_kv_str(t, "access", 6, mi->read_only ? "ro" : "rw");
+	text_put(t, "pfns  ", 6);
+}
+
+static void desc_tail(struct text *t, const struct vmmfs_mapping_info *mi)
+{
+	static const struct { const char *name; size_t off; } sizes[] = {
+		{ "512M", offsetof(struct vmmfs_mapping_info, pages_512m) },
+		{ "2M", offsetof(struct vmmfs_mapping_info, pages_2m) },
+		{ "64K", offsetof(struct vmmfs_mapping_info, pages_64k) },
+		{ "4K", offsetof(struct vmmfs_mapping_info, pages_4k) },
+	};
+	size_t i;
+
+	text_put(t, "\n", 1);
+	/* PTEs by page size, largest first, those in use */
+	text_put(t, "ptes  ", 6);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint64_t n;
+		memcpy(&n, (const char *)mi + sizes[i].off, sizeof(n));
+		if (!n)
+			continue;
+		text_put(t, " ", 1);
+		text_puts(t, sizes[i].name);
+		text_put(t, ":", 1);
+		text_dec(t, n);
+	}
+	text_put(t, "\n", 1);
+	text_kv_str(t, "alloc", 6, mi->allocated ? "yes" : "no");
+}
+
+static int count_run(void *ctx, uint64_t first, uint64_t count)
+{
+	*(uint64_t *)ctx += run_len(first, count);
+	return 0;
+}
+
+static uint64_t desc_size(const struct vmmfs_mapping_info *mi, uint64_t runs_bytes)
+{
+	struct text t;
+	uint64_t size;
+
+	text_init(&t);
+	desc_head(&t, mi);
+	desc_tail(&t, mi);
+	size = t.err ? 0 : t.len + runs_bytes;
+	text_free(&t);
+	return size;
+}
+
+int fs_mapping_size_locked(struct fs_node *n, uint64_t *size)
+{
+	struct vmmfs_mapping_info mi;
+	uint64_t runs = 0;
+
+	if (!n->desc_size) {
+		if (n->state != MAP_LIVE || !n->mapping)
+			return -ENOENT;
+		vmmfs_mapping_get_info(n->mapping, &mi);
+		vmmfs_mapping_for_each_run(n->mapping, count_run, &runs);
+		n->desc_size = desc_size(&mi, runs);
+		if (!n->desc_size)
+			return -ENOMEM;
+	}
+	*size = n->desc_size;
+	return 0;
+}
+
+struct freeze_ctx {
+	struct fs_frozen *f;
+};
+
+static int freeze_run(void *ctx, uint64_t first, uint64_t count)
+{
+	struct fs_frozen *f = ((struct freeze_ctx *)ctx)->f;
+
+	f->runs[f->nruns].first = first;
+	f->runs[f->nruns++].count = count;
+	return 0;
+}
+
+int fs_mapping_freeze_locked(struct fs_node *n, const struct vmmfs_mapping *m)
+{
+	struct vmmfs_mapping_info mi;
+	struct freeze_ctx c;
+	uint64_t size;
+
+	if (n->frozen)
+		return 0;
+	if (fs_mapping_size_locked(n, &size))
+		return -ENOMEM;
+	vmmfs_mapping_get_info(m, &mi);
+	c.f = malloc(sizeof(*c.f) + mi.nruns * sizeof(c.f->runs[0]));
+	if (!c.f)
+		return -ENOMEM;
+	c.f->info = mi;
+	c.f->nruns = 0;
+	vmmfs_mapping_for_each_run(m, freeze_run, &c);
+	n->frozen = c.f;
+	return 0;
+}
+
+void fs_frozen_free(struct fs_frozen *f)
+{
+	free(f);
+}
+
+/* ---- pagetable lines ------------------------------------------------- */
+
+struct pt_names {
+	struct name_cache level, half, aperture, size;
+};
+
+/* One pagetable line (at most about 200 bytes, 32 spare after it). */
+static char *put_pt_entry(char *p, const struct vmmfs_pt_entry *e, struct pt_names *nc)
+{
+	static const char spaces[32] = "                                ";
+	int depth = e->depth < 0 ? 0 : e->depth > 16 ? 16 : e->depth;
+
+	memcpy(p, spaces, sizeof(spaces));
+	p += 2 * depth;
+	p = put_name(p, &nc->level, e->level ? e->level : "?");
+	if (e->half) {
+		*p++ = ' ';
+		p = put_name(p, &nc->half, e->half);
+	}
+	*p++ = ' ';
+	p = put_dec(p, e->first);
+	if (e->last != e->first) {
+		*p++ = '-';
+		p = put_dec(p, e->last);
+	}
+	memcpy(p, " va ", 4);
+	p = put_hex16(p + 4, e->va_first);
+	*p++ = '-';
+	p = put_hex16(p, e->va_last);
+	switch (e->kind) {
+	case VMMFS_PT_TABLE:
+		memcpy(p, " table ", 7);
+		p = put_hex16(p + 7, e->addr);
+		break;
+	case VMMFS_PT_PAGE:
+		memcpy(p, " pa ", 4);
+		p = put_hex16(p + 4, e->addr);
+		*p++ = '-';
+		p = put_hex16(p, e->addr + (e->va_last - e->va_first));
+		*p++ = ' ';
+		p = put_name(p, &nc->aperture, e->aperture ? e->aperture : "vid");
+		memcpy(p, e->read_only ? " ro " : " rw ", 4);
+		p = put_name(p + 4, &nc->size, text_page_size(e->page_size));
+		break;
+	case VMMFS_PT_SPARSE:
+		memcpy(p, " sparse ", 8);
+		p = put_name(p + 8, &nc->size, text_page_size(e->page_size));
+		break;
+	}
+	*p++ = '\n';
+	return p;
+}
+
+/* ---- streams --------------------------------------------------------- *
+ *
+ * A stream keeps the text of one open file in chunks: the ones the reader
+ * may still want (KEEP_BEHIND bytes behind its latest read), and at most
+ * AHEAD bytes ahead of it. Memory per open file: MAX_CHUNKS chunks.
+ *
+ * The text is made in passes over the source (vmmfs_vmm_dump, or the
+ * mapping's runs), one record at a time (a line, a run), each formatted
+ * straight into a chunk. The first pass runs in the reader's thread and
+ * stops when it is AHEAD of the read; later passes run in a thread of the
+ * stream that waits for the reader when it is AHEAD. A pass that stops
+ * early (the reader is gone for IDLE_PAUSE_MS, or someone else needs the
+ * VMM or the mapping) is *paused*: the next pass skips as many records as
+ * were made and goes on from there. So a sequential reader costs one pass
+ * over the source, plus a skip of what the first pass made.
+ *
+ * A read before what is kept, or far beyond what is made, starts a new
+ * pass that formats and discards everything up to that offset (the text is
+ * then made afresh: a pagetable may have changed meanwhile). A read at or
+ * after the end of a complete pass is the end of the file.
+ *
+ * Between passes the source may change (pagetable only: a mapping's
+ * description never does); the text then goes on from the same record
+ * number, so lines are never torn, as with /proc files.
+ */
+
+#define CHUNK_SIZE (64u << 10)
+#define AHEAD (1u << 20)
+#define KEEP_BEHIND (256u << 10)
+#define MAX_READ (1u << 20)      /* FUSE's largest read */
+#define MAX_CHUNKS ((KEEP_BEHIND + MAX_READ + AHEAD) / CHUNK_SIZE + 4)
+#define SEEK_AHEAD (8ull << 20)  /* a read further past what is made starts afresh */
+#define IDLE_PAUSE_MS 100
+#define REC_MAX 256              /* longest record, REC_SLACK included */
+#define PASS_STOP 1              /* a record callback's "end this pass" */
+#define NO_SIZE UINT64_MAX
+
+struct fs_chunk {
+	struct fs_chunk *next;
+	uint64_t off;                /* file offset of data[0] */
+	size_t len;
+	char data[CHUNK_SIZE];
+};
+
+enum stream_state {
+	ST_IDLE = 0,                 /* no pass yet, or reset */
+	ST_RUNNING,
+	ST_PAUSED,                   /* a pass stopped early: resume after `records` */
+	ST_DONE,                     /* the last pass made everything: `total` bytes */
+	ST_FAILED,                   /* the last pass failed with err */
+};
+
+struct fs_stream {
+	struct vmmfs_fs *fs;
+	struct fs_node *node;
+	struct fs_as *as;            /* pagetable: a use of the VMM */
+	struct fs_stream *prev, *next; /* fs->streams, under fs->gate_lock */
+
+	pthread_mutex_t read_lock;   /* one read at a time: it owns the kept chunks */
+	pthread_mutex_t lock;        /* the rest */
+	pthread_cond_t cond;         /* producer <-> reader */
+
+	struct fs_chunk *head, *tail; /* made, in file order */
+	struct fs_chunk *spare;
+	unsigned int nchunks;        /* allocated: made, spare and the producer's */
+	uint64_t hi;                 /* end of what is made */
+	uint64_t keep;               /* chunks that end at or before it go */
+	uint64_t want;               /* end of the latest read */
+	enum stream_state state;
+	int err;
+	bool stop;                   /* the pass must end (restart, close); atomic reads */
+	bool thread_live;            /* a thread to join */
+	pthread_t thread;
+	uint64_t records;            /* records of the pass so far, skipped included */
+	uint64_t total;              /* size found by the last complete pass */
+
+	/* the pass's own */
+	bool in_reader;              /* run by a reader: never waits */
+	struct fs_chunk *cur;        /* being filled */
+	uint64_t pos;                /* offset of the next byte made */
+	uint64_t skip_records;       /* resume: records to pass over */
+	uint64_t skip_bytes;         /* seek: bytes to discard first */
+	struct pt_names names;
+};
+
+void fs_gate_enter(struct vmmfs_fs *fs)
+{
+	struct fs_stream *s;
+
+	pthread_mutex_lock(&fs->gate_lock);
+	fs->gate_waiters++;
+	/* a producer waiting for its reader looks again, and pauses */
+	for (s = fs->streams; s; s = s->next) {
+		pthread_mutex_lock(&s->lock);
+		pthread_cond_broadcast(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_unlock(&fs->gate_lock);
+}
+
+void fs_gate_leave(struct vmmfs_fs *fs)
+{
+	pthread_mutex_lock(&fs->gate_lock);
+	fs->gate_waiters--;
+	pthread_mutex_unlock(&fs->gate_lock);
+}
+
+static bool gate_busy(struct vmmfs_fs *fs)
+{
+	return __atomic_load_n(&fs->gate_waiters, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* Under s->lock. */
+static void chunk_put_locked(struct fs_stream *s, struct fs_chunk *c)
+{
+	c->next = s->spare;
+	s->spare = c;
+}
+
+static struct fs_chunk *chunk_get_locked(struct fs_stream *s)
+{
+	struct fs_chunk *c = s->spare;
+
+	if (c) {
+		s->spare = c->next;
+	} else {
+		if (s->nchunks >= MAX_CHUNKS)
+			return NULL;
+		c = malloc(sizeof(*c));
+		if (!c)
+			return NULL;
+		s->nchunks++;
+	}
+	c->next = NULL;
+	c->len = 0;
+	return c;
+}
+
+/* Drops made chunks that end at or before s->keep. */
+static void chunks_trim_locked(struct fs_stream *s)
+{
+	while (s->head && s->head->off + s->head->len <= s->keep) {
+		struct fs_chunk *c = s->head;
+
+		s->head = c->next;
+		if (!s->head)
+			s->tail = NULL;
+		chunk_put_locked(s, c);
+	}
+}
+
+/* Drops everything made, for a fresh pass. */
+static void chunks_reset_locked(struct fs_stream *s)
+{
+	while (s->head) {
+		struct fs_chunk *c = s->head;
+
+		s->head = c->next;
+		chunk_put_locked(s, c);
+	}
+	s->tail = NULL;
+}
+
+static void chunks_free(struct fs_stream *s)
+{
+	chunks_reset_locked(s);
+	if (s->cur)
+		chunk_put_locked(s, s->cur);
+	s->cur = NULL;
+	while (s->spare) {
+		struct fs_chunk *c = s->spare;
+
+		s->spare = c->next;
+		free(c);
+	}
+	s->nchunks = 0;
+}
+
+/* Hands the pass's chunk to readers. Under s->lock. */
+static void publish_locked(struct fs_stream *s)
+{
+	struct fs_chunk *c = s->cur;
+
+	if (!c || !c->len)
+		return;
+	s->cur = NULL;
+	if (s->tail)
+		s->tail->next = c;
+	else
+		s->head = c;
+	s->tail = c;
+	s->hi = c->off + c->len;
+	pthread_cond_broadcast(&s->cond);
+}
+
+/* The pass needs a chunk with room for a record: publishes the full one,
+ * then waits until the reader is less than AHEAD bytes behind. Returns 0,
+ * or PASS_STOP when the pass must end (stopped, or paused: the reader is
+ * gone, or someone needs what the pass holds), or -ENOMEM. */
+static int pass_next_chunk(struct fs_stream *s)
+{
+	struct timespec until;
+	bool timed = false;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	publish_locked(s);
+	chunks_trim_locked(s);
+	for (;;) {
+		if (__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
+			r = PASS_STOP;
+			break;
+		}
+		if (s->pos < s->want + AHEAD) {
+			if (!s->cur)
+				s->cur = chunk_get_locked(s);
+			if (s->cur) {
+				s->cur->off = s->pos;
+				break;
+			}
+			if (s->nchunks < MAX_CHUNKS) {
+				r = -ENOMEM;
+				break;
+			}
+		}
+		/* ahead of the reader (or out of chunks): wait for it, unless
+		 * waiting would keep others waiting */
+		if (s->in_reader || gate_busy(s->fs)) {
+			s->state = ST_PAUSED;
+			r = PASS_STOP;
+			break;
+		}
+		if (!timed) {
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += IDLE_PAUSE_MS * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			timed = true;
+		}
+		if (pthread_cond_timedwait(&s->cond, &s->lock, &until) == ETIMEDOUT &&
+		    s->pos >= s->want + AHEAD) {
+			s->state = ST_PAUSED;
+			r = PASS_STOP;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* Room for one record, or NULL with *r set when the pass must end. */
+static inline char *rec_begin(struct fs_stream *s, int *r)
+{
+	if (!s->cur || CHUNK_SIZE - s->cur->len < REC_MAX) {
+		*r = pass_next_chunk(s);
+		if (*r)
+			return NULL;
+	}
+	return s->cur->data + s->cur->len;
+}
+
+/* The record is [start, end). */
+static inline void rec_end(struct fs_stream *s, char *start, char *end)
+{
+	size_t n = (size_t)(end - start);
+
+	s->records++;
+	s->pos += n;
+	if (!s->skip_bytes) {
+		s->cur->len += n;
+		return;
+	}
+	/* a fresh pass for a read further on: drop what comes before it */
+	if (n <= s->skip_bytes) {
+		s->skip_bytes -= n;
+		s->cur->off = s->pos;
+		return;
+	}
+	memmove(start, start + s->skip_bytes, n - s->skip_bytes);
+	s->cur->off = s->pos - (n - s->skip_bytes);
+	s->cur->len += n - s->skip_bytes;
+	s->skip_bytes = 0;
+}
+
+/* A resumed pass passes over the records made before. Returns 1 for a
+ * record to pass over, 0 for one to make, PASS_STOP when the pass must end
+ * (looked at now and then while nothing is kept). */
+static inline int rec_skip(struct fs_stream *s)
+{
+	if (!s->skip_records && !s->skip_bytes)
+		return 0;
+	if (!(s->records & 1023) && __atomic_load_n(&s->stop, __ATOMIC_RELAXED))
+		return PASS_STOP;
+	if (!s->skip_records)
+		return 0;
+	s->skip_records--;
+	s->records++;
+	return 1;
+}
+
+/* One record from a small text. */
+static int rec_text(struct fs_stream *s, const struct text *t)
+{
+	char *p;
+	int r = 0;
+
+	r = rec_skip(s);
+	if (r)
+		return r == 1 ? 0 : r;
+	if (t->err)
+		return t->err;
+	if (t->len > REC_MAX - REC_SLACK)
+		return -EOVERFLOW;
+	p = rec_begin(s, &r);
+	if (!p)
+		return r;
+	memcpy(p, t->buf, t->len);
+	rec_end(s, p, p + t->len);
+	return 0;
+}
+
+static int pt_record(void *ctx, const struct vmmfs_pt_entry *e)
+{
+	struct fs_stream *s = ctx;
+	char *p;
+	int r = rec_skip(s);
+
+	if (r)
+		return r == 1 ? 0 : r;
+	p = rec_begin(s, &r);
+	if (!p)
+		return r;
+	rec_end(s, p, put_pt_entry(p, e, &s->names));
+	return 0;
+}
+
+static int run_record(void *ctx, uint64_t first, uint64_t count)
+{
+	struct fs_stream *s = ctx;
+	char *p;
+	int r = rec_skip(s);
+
+	if (r)
+		return r == 1 ? 0 : r;
+	p = rec_begin(s, &r);
+	if (!p)
+		return r;
+	rec_end(s, p, put_run(p, first, count));
+	return 0;
+}
+
+static int gen_pagetable(struct fs_stream *s)
+{
+	return vmmfs_vmm_dump(s->as->vmm, pt_record, s);
+}
+
+/* The description, from the live mapping (holding a reader reference that
+ * rm waits for) or from what rm froze for open files. */
+static int gen_mapping(struct fs_stream *s)
+{
+	struct fs_node *n = s->node;
+	struct vmmfs_mapping_info mi;
+	const struct vmmfs_mapping *m = NULL;
+	const struct fs_frozen *f = NULL;
+	struct text t;
+	int r = 0;
+
+	pthread_mutex_lock(&n->map_lock);
+	while (n->unlinking)
+		pthread_cond_wait(&n->map_cond, &n->map_lock);
+	if (n->state == MAP_LIVE && n->mapping) {
+		m = n->mapping;
+		n->map_readers++;
+	} else if (n->frozen) {
+		f = n->frozen;
+	} else {
+		r = -EIO; /* removed, and rm could not keep the text */
+	}
+	pthread_mutex_unlock(&n->map_lock);
+	if (r)
+		return r;
+
+	if (m)
+		vmmfs_mapping_get_info(m, &mi);
+	else
+		mi = f->info;
+	text_init(&t);
+	desc_head(&t, &mi);
+	r = rec_text(s, &t);
+	if (!r) {
+		if (m) {
+			r = vmmfs_mapping_for_each_run(m, run_record, s);
+		} else {
+			size_t i;
+			for (i = 0; i < f->nruns && !r; i++)
+				r = run_record(s, f->runs[i].first, f->runs[i].count);
+		}
+	}
+	if (!r) {
+		t.len = 0;
+		desc_tail(&t, &mi);
+		r = rec_text(s, &t);
+	}
+	text_free(&t);
+
+	if (m) {
+		pthread_mutex_lock(&n->map_lock);
+		if (--n->map_readers == 0)
+			pthread_cond_broadcast(&n->map_cond);
+		pthread_mutex_unlock(&n->map_lock);
+	}
+	return r;
+}
+
+/* Runs one pass (in the reader's thread or the stream's) and records how
+ * it ended. */
+static void pass_run(struct fs_stream *s)
+{
+	int r = s->node->kind == N_AS_PAGETABLE ? gen_pagetable(s) : gen_mapping(s);
+
+	pthread_mutex_lock(&s->lock);
+	publish_locked(s);
+	if (s->cur) {
+		chunk_put_locked(s, s->cur);
+		s->cur = NULL;
+	}
+	if (r == PASS_STOP) {
+		if (s->state == ST_RUNNING)
+			s->state = ST_PAUSED; /* stopped */
+	} else if (r) {
+		s->state = ST_FAILED;
+		s->err = r;
+	} else {
+		s->state = ST_DONE;
+		s->total = s->pos;
+	}
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *pass_thread(void *arg)
+{
+	pass_run(arg);
+	return NULL;
+}
+
+/* Sets up a pass: resume after the records made (resume), or from the
+ * start, discarding up to off. Under s->lock, no pass running. */
+static void pass_setup_locked(struct fs_stream *s, bool resume, uint64_t off)
+{
+	__atomic_store_n(&s->stop, false, __ATOMIC_RELAXED);
+	s->state = ST_RUNNING;
+	s->err = 0;
+	s->cur = NULL;
+	if (resume) {
+		s->skip_records = s->records;
+		s->skip_bytes = 0;
+		s->pos = s->hi;
+	} else {
+		chunks_reset_locked(s);
+		s->skip_records = 0;
+		s->skip_bytes = off;
+		s->pos = 0;
+		s->hi = off;
+		s->total = NO_SIZE;
+	}
+	s->records = 0;
+}
+
+/* Ends the running pass, if any, and joins its thread. Called with
+ * read_lock and s->lock held; drops s->lock meanwhile. */
+static void pass_end_locked(struct fs_stream *s)
+{
+	if (s->state == ST_RUNNING)
+		__atomic_store_n(&s->stop, true, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&s->cond);
+	if (s->thread_live) {
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->thread, NULL);
+		pthread_mutex_lock(&s->lock);
+		s->thread_live = false;
+	}
+	if (s->state == ST_RUNNING)
+		s->state = ST_PAUSED;
+	__atomic_store_n(&s->stop, false, __ATOMIC_RELAXED);
+}
+
+static void reply_chunks_locked(struct fs_stream *s, fuse_req_t req, uint64_t off, uint64_t end)
+{
+	struct iovec iov[MAX_CHUNKS];
+	struct fs_chunk *c;
+	int n = 0;
+
+	for (c = s->head; c && c->off < end; c = c->next) {
+		uint64_t a = off > c->off ? off : c->off;
+		uint64_t b = end < c->off + c->len ? end : c->off + c->len;
+
+		if (b <= a)
+			continue;
+		iov[n].iov_base = c->data + (a - c->off);
+		iov[n].iov_len = (size_t)(b - a);
+		n++;
+	}
+	/* the chunks stay: only this reader drops them, and it holds read_lock */
+	pthread_mutex_unlock(&s->lock);
+	fuse_reply_iov(req, iov, n);
+	pthread_mutex_lock(&s->lock);
+}
+
+void fs_stream_read(struct fs_stream *s, fuse_req_t req, size_t size, off_t off_)
+{
+	uint64_t off = (uint64_t)off_, end;
+	bool set_up = false, resume;
+
+	if (size > MAX_READ)
+		size = MAX_READ;
+	pthread_mutex_lock(&s->read_lock);
+	pthread_mutex_lock(&s->lock);
+	if (off_ < 0 || size == 0 || (s->total != NO_SIZE && off >= s->total)) {
+		pthread_mutex_unlock(&s->lock);
+		pthread_mutex_unlock(&s->read_lock);
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	end = off + size;
+	/* before what is kept, or far beyond what is made: afresh */
+	if ((s->state != ST_IDLE && off < (s->head ? s->head->off : s->hi)) ||
+	    off > s->hi + SEEK_AHEAD) {
+		pass_end_locked(s);
+		pass_setup_locked(s, false, off);
+		s->state = ST_IDLE;
+		set_up = true;
+	}
+	s->keep = off > KEEP_BEHIND ? off - KEEP_BEHIND : 0;
+	chunks_trim_locked(s);
+	s->want = end;
+	pthread_cond_broadcast(&s->cond); /* a producer waiting for its reader */
+
+	for (;;) {
+		if (s->hi >= end || (s->hi > off && (s->state == ST_DONE || s->state == ST_FAILED))) {
+			reply_chunks_locked(s, req, off, s->hi < end ? s->hi : end);
+			break;
+		}
+		if (s->state == ST_DONE) {
+			pthread_mutex_unlock(&s->lock);
+			fuse_reply_buf(req, NULL, 0);
+			pthread_mutex_unlock(&s->read_lock);
+			return;
+		}
+		if (s->state == ST_FAILED) {
+			int err = s->err == -ENOMEM ? ENOMEM : EIO;
+
+			s->state = ST_PAUSED; /* a later read tries again */
+			pthread_mutex_unlock(&s->lock);
+			fuse_reply_err(req, err);
+			pthread_mutex_unlock(&s->read_lock);
+			return;
+		}
+		if (s->state == ST_RUNNING) {
+			pthread_cond_wait(&s->cond, &s->lock);
+			continue;
+		}
+		/* idle or paused: another pass, here first, then in a thread */
+		if (s->thread_live) {
+			pthread_mutex_unlock(&s->lock);
+			pthread_join(s->thread, NULL);
+			pthread_mutex_lock(&s->lock);
+			s->thread_live = false;
+		}
+		resume = !set_up && s->state == ST_PAUSED;
+		if (!set_up)
+			pass_setup_locked(s, resume, 0);
+		set_up = false;
+		s->state = ST_RUNNING;
+		if (resume) {
+			s->in_reader = false;
+			if (!pthread_create(&s->thread, NULL, pass_thread, s)) {
+				s->thread_live = true;
+				continue;
+			}
+		}
+		/* a fresh pass (or no thread to be had): here, up to AHEAD */
+		s->in_reader = true;
+		pthread_mutex_unlock(&s->lock);
+		pass_run(s);
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->read_lock);
+}
+
+int fs_stream_open(struct vmmfs_fs *fs, struct fs_node *n, struct fs_stream **out)
+{
+	struct fs_stream *s = calloc(1, sizeof(*s));
+	int r = 0;
+
+	if (!s)
+		return -ENOMEM;
+	s->fs = fs;
+	s->node = n;
+	s->total = NO_SIZE;
+	if (n->kind == N_AS_PAGETABLE) {
+		pthread_mutex_lock(&fs->lock);
+		if (fs_as_get_locked(n->as))
+			s->as = n->as;
+		else
+			r = -ENOENT;
+		pthread_mutex_unlock(&fs->lock);
+	} else {
+		pthread_mutex_lock(&n->map_lock);
+		if (n->state == MAP_LIVE)
+			n->map_opens++;
+		else
+			r = n->state == MAP_WRITING ? -EBUSY : -ENOENT;
+		pthread_mutex_unlock(&n->map_lock);
+	}
+	if (r) {
+		free(s);
+		return r;
+	}
+	pthread_mutex_init(&s->read_lock, NULL);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	pthread_mutex_lock(&fs->gate_lock);
+	s->next = fs->streams;
+	if (fs->streams)
+		fs->streams->prev = s;
+	fs->streams = s;
+	pthread_mutex_unlock(&fs->gate_lock);
+	*out = s;
+	return 0;
+}
+
+void fs_stream_close(struct fs_stream *s)
+{
+	struct vmmfs_fs *fs = s->fs;
+	struct fs_node *n = s->node;
+
+	pthread_mutex_lock(&s->read_lock);
+	pthread_mutex_lock(&s->lock);
+	pass_end_locked(s);
+	chunks_free(s);
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->read_lock);
+
+	pthread_mutex_lock(&fs->gate_lock);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		fs->streams = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	pthread_mutex_unlock(&fs->gate_lock);
+
+	if (s->as) {
+		fs_as_put(fs, s->as);
+	} else {
+		pthread_mutex_lock(&n->map_lock);
+		if (--n->map_opens == 0 && n->state != MAP_LIVE && n->frozen) {
+			fs_frozen_free(n->frozen);
+			n->frozen = NULL;
+		}
+		pthread_mutex_unlock(&n->map_lock);
+	}
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->read_lock);
+	free(s);
 }

@@ -176,8 +176,10 @@ struct fs_node *fs_node_new(struct vmmfs_fs *fs, struct fs_node *parent, const c
 	n->gid = parent ? parent->gid : fs->gid;
 	clock_gettime(CLOCK_REALTIME, &n->mtime);
 	n->ctime = n->mtime;
-	if (kind == N_MAPFILE)
+	if (kind == N_MAPFILE) {
 		pthread_mutex_init(&n->map_lock, NULL);
+		pthread_cond_init(&n->map_cond, NULL);
+	}
 
 	if (fs->nnodes >= fs->ino_cap)
 		ino_grow(fs);
@@ -269,8 +271,11 @@ static void node_free(struct vmmfs_fs *fs, struct fs_node *n)
 		}
 	if (n->as && --n->as->node_refs == 0)
 		as_free(n->as);
-	if (n->kind == N_MAPFILE)
+	if (n->kind == N_MAPFILE) {
+		fs_frozen_free(n->frozen);
+		pthread_cond_destroy(&n->map_cond);
 		pthread_mutex_destroy(&n->map_lock);
+	}
 	free(n->name);
 	free(n);
 	if (parent) {
@@ -459,6 +464,7 @@ int fs_init(struct vmmfs_fs *fs, struct vmmfs_gpu *gpu)
 
 	memset(fs, 0, sizeof(*fs));
 	pthread_mutex_init(&fs->lock, NULL);
+	pthread_mutex_init(&fs->gate_lock, NULL);
 	fs->gpu = gpu;
 	fs->info = vmmfs_gpu_get_info(gpu);
 	fs->vram_pages = fs->info->vram_size / VMMFS_PAGE_SIZE;
@@ -545,8 +551,11 @@ void fs_fini(struct vmmfs_fs *fs)
 			next = n->ino_next;
 			if (n->as && --n->as->node_refs == 0)
 				as_free(n->as);
-			if (n->kind == N_MAPFILE)
+			if (n->kind == N_MAPFILE) {
+				fs_frozen_free(n->frozen);
+				pthread_cond_destroy(&n->map_cond);
 				pthread_mutex_destroy(&n->map_lock);
+			}
 			free(n->name);
 			free(n);
 		}
@@ -555,5 +564,6 @@ out:
 	free(fs->ino_tab);
 	free(fs->name_tab);
 	fs->ino_tab = fs->name_tab = NULL;
+	pthread_mutex_destroy(&fs->gate_lock);
 	pthread_mutex_destroy(&fs->lock);
 }

@@ -9,11 +9,23 @@
  *   fs->lock     the tree: names, hashes, lists, lookup counts, open-file
  *                handles and their reference counts, address-space use
  *                counts. Never held across a VMM call.
- *   node->map_lock  a mapping file's state and its struct vmmfs_mapping.
- *                Taken after fs->lock when both are needed.
+ *   node->map_lock  a mapping file's state, its struct vmmfs_mapping, its
+ *                readers and its frozen description. Taken after fs->lock
+ *                when both are needed.
  *   handle->lock a writer's parser (writes, flush and release of one open
  *                file may arrive on different threads).
+ *   fs->gate_lock, then a stream's lock: see "Streams" below.
  * VMM calls run without fs->lock; the VMM has its own locking.
+ *
+ * Streams (text.c): pagetable and mapping files are not built whole. A
+ * producer (the reader's own thread for the first piece, then a thread of
+ * the open file) generates their text into a few chunks just ahead of the
+ * reader and waits for it; a pagetable producer waits holding the VMM's
+ * lock (inside vmmfs_vmm_dump), a mapping-file producer holding a reader
+ * reference on the mapping (node->map_readers). So that nobody waits for a
+ * slow reader, every other use of a VMM or a mapping is announced first
+ * (fs_gate_enter): a producer that would wait then pauses instead, letting
+ * go of everything, and a later read resumes it where it stopped.
  *
  * Lifetimes:
  *   A node lives while it is in the tree, the kernel holds a lookup on it,
@@ -120,9 +132,15 @@ struct fs_node {
 
 	/* N_MAPFILE */
 	pthread_mutex_t map_lock;
+	pthread_cond_t map_cond;  /* rm waits for readers; readers for rm */
 	enum fs_map_state state;
 	struct vmmfs_mapping *mapping;
 	uint64_t written;        /* MAP_WRITING: bytes so far (st_size) */
+	uint64_t desc_size;      /* MAP_LIVE: bytes of the description, 0 = not known yet */
+	unsigned int map_readers; /* producers walking mapping's runs */
+	unsigned int map_opens;  /* open read handles */
+	bool unlinking;          /* rm is taking the mapping away */
+	struct fs_frozen *frozen; /* the description kept for open readers after rm */
 };
 
 /* A growable text buffer. Appends never fail: on allocation failure the
@@ -144,6 +162,7 @@ struct vmmfs_fs {
 	uid_t uid;
 	gid_t gid;
 	struct fuse_session *se;
+	struct fuse_conn_info_opts *conn_opts; /* -o max_write=... */
 
 	fuse_ino_t next_ino;
 	struct fs_node **ino_tab;
@@ -157,6 +176,11 @@ struct vmmfs_fs {
 	struct fs_handle **fh_tab; /* open files by id (fi->fh) */
 	size_t fh_cap, nfh;
 	uint64_t next_fh;
+
+	/* streams and the operations that must not wait for them */
+	pthread_mutex_t gate_lock;
+	unsigned int gate_waiters; /* operations about to use a VMM or a mapping */
+	struct fs_stream *streams; /* every open stream */
 };
 
 /* ---- tree.c ---------------------------------------------------------- */
@@ -194,6 +218,46 @@ void fs_as_put(struct vmmfs_fs *fs, struct fs_as *as);
 int fs_name_check(const char *name);
 
 /* ---- text.c ---------------------------------------------------------- */
+/*
+ * Sizes that stat reports (the policy, also in vmmfs(8)):
+ *   small generated files (README, gpu/, vram/usage, stats, log, pdb,
+ *     stats, translate/): the exact size of what a read gives now, made by
+ *     generating the text (a few hundred bytes); attributes never cached.
+ *   mapping files: the exact size of the description, counted from the
+ *     mapping's runs without formatting, once: a description never changes
+ *     while the file exists.
+ *   pagetable: 0, like /proc files. Its text is produced as it is read, at
+ *     any size; reads return everything up to the end whatever st_size says
+ *     (direct I/O), and cat, cp, grep, wc, less and Python read to the end.
+ */
+struct fs_stream;
+struct fs_frozen;
+
+/* Announces a use of a VMM or of a mapping's runs (map, unmap, lookup,
+ * mem, stats, rm): a stream producer that would wait for its reader lets
+ * go of the VMM's lock or the mapping instead. Pair with fs_gate_leave. */
+void fs_gate_enter(struct vmmfs_fs *fs);
+void fs_gate_leave(struct vmmfs_fs *fs);
+
+/* A stream of n's text (N_AS_PAGETABLE or a live N_MAPFILE). Takes what it
+ * needs (an address-space use, a mapping-file open count). Returns 0,
+ * -ENOENT (gone), -ENOMEM. */
+int fs_stream_open(struct vmmfs_fs *fs, struct fs_node *n, struct fs_stream **out);
+/* Stops its producer and frees it. */
+void fs_stream_close(struct fs_stream *s);
+/* Replies to a read of size bytes at off: the text there, generated as
+ * needed (a sequential reader costs one pass over the source in all). */
+void fs_stream_read(struct fs_stream *s, fuse_req_t req, size_t size, off_t off);
+
+/* The size of a mapping file's description (n->desc_size, computed once).
+ * Under n->map_lock. Returns 0 or -ENOENT (no longer mapped and no frozen
+ * description). */
+int fs_mapping_size_locked(struct fs_node *n, uint64_t *size);
+/* rm with readers: keeps the description of m for the open files. Under
+ * n->map_lock. Returns 0 or -ENOMEM (their reads then fail with EIO). */
+int fs_mapping_freeze_locked(struct fs_node *n, const struct vmmfs_mapping *m);
+void fs_frozen_free(struct fs_frozen *f);
+
 void text_init(struct text *t);
 void text_free(struct text *t);
 /* Hands the buffer over (NUL-terminated); the text is empty afterwards. */
@@ -206,11 +270,9 @@ void text_dec(struct text *t, uint64_t v);
 void text_kv_u64(struct text *t, const char *key, unsigned int width, uint64_t v);
 const char *text_page_size(uint64_t bytes); /* "4K", "64K", "2M", "512M", ... */
 
-/* Generates the content of a text node (everything but mem, vram/raw and
- * mapping files being written). Returns 0 or a negative errno. */
+/* Generates the content of a small text node (README, gpu/, vram/usage,
+ * stats, log, pdb, vas stats, translate/). Returns 0 or a negative errno. */
 int fs_generate(struct vmmfs_fs *fs, struct fs_node *n, struct text *t);
-int text_mapping(struct text *t, const struct vmmfs_mapping *m);
-int text_pagetable(struct text *t, struct vmmfs_vmm *vmm);
 int text_translate(struct text *t, struct vmmfs_fs *fs, struct vmmfs_vmm *vmm, uint64_t va);
 void text_readme(struct text *t, const struct vmmfs_fs *fs);
 
@@ -220,6 +282,11 @@ extern const struct fuse_lowlevel_ops vmmfs_oper;
 /* Frees the handles the kernel left open (a writer's parser, a use of an
  * address space). Call after the session ended, before fs_fini. */
 void fs_handles_free(struct vmmfs_fs *fs);
+
+/* Whether a raw request (len bytes from /dev/fuse) may take long or wait:
+ * reads of streams, mem and vram/raw, writes to the last two, the commit of
+ * a big mapping, rmdir. The request loop hands those to worker threads. */
+bool fs_request_is_slow(struct vmmfs_fs *fs, const void *req, size_t len);
 
 /* errno names for log lines ("ENOSPC") */
 const char *fs_errno_name(int err);

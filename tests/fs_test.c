@@ -1598,6 +1598,356 @@ static void test_concurrency(void)
 	check_consistency("0");
 }
 
+/* ---- streamed files: pagetable and big descriptions ------------------ */
+
+#define BIG_PAGES 60000             /* scattered: one pagetable line each */
+#define BIG_PFN0 0x20000ull         /* every other page from here */
+
+/* Maps BIG_PAGES scattered pages at path, written in 1 MiB pieces. */
+static int map_big(const char *path)
+{
+	size_t cap = BIG_PAGES * 12 + 1, len = 0, off = 0, i;
+	char *text = malloc(cap);
+	int fd, e = 0;
+
+	if (!text)
+		return ENOMEM;
+	for (i = 0; i < BIG_PAGES; i++)
+		len += (size_t)snprintf(text + len, cap - len, "0x%llx\n",
+					(unsigned long long)(BIG_PFN0 + 2 * i));
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	if (fd < 0) {
+		free(text);
+		return errno;
+	}
+	while (off < len && !e) {
+		size_t n = len - off < (1u << 20) ? len - off : (1u << 20);
+		ssize_t w = write(fd, text + off, n);
+		if (w <= 0)
+			e = w ? errno : EIO;
+		else
+			off += (size_t)w;
+	}
+	if (close(fd) && !e)
+		e = errno;
+	free(text);
+	return e;
+}
+
+/* What maps/FILE of map_big says, given its va. */
+static char *big_description(uint64_t va, size_t *len)
+{
+	size_t cap = 200 + BIG_PAGES * 12, n = 0, i;
+	char *t = malloc(cap);
+
+	if (!t)
+		return NULL;
+	n += (size_t)snprintf(t + n, cap - n, "va     0x%016llx\nsize   0x%llx\npages  %d\n"
+			      "access rw\npfns  ", (unsigned long long)va,
+			      (unsigned long long)BIG_PAGES * 4096, BIG_PAGES);
+	for (i = 0; i < BIG_PAGES; i++)
+		n += (size_t)snprintf(t + n, cap - n, " 0x%llx",
+				      (unsigned long long)(BIG_PFN0 + 2 * i));
+	n += (size_t)snprintf(t + n, cap - n, "\nptes   4K:%d\nalloc  no\n", BIG_PAGES);
+	*len = n;
+	return t;
+}
+
+/* pread of exactly len bytes at off (fewer at the end); -1 on error. */
+static ssize_t pread_full(int fd, char *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t r = pread(fd, buf + done, len - done, off + (off_t)done);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}
+
+/* The file read in pieces of random sizes, and at random offsets, gives the
+ * bytes of want; also after pauses longer than the producer waits. */
+static void check_pieces(const char *path, const char *want, size_t len, unsigned int nrandom)
+{
+	char *buf = malloc(len + 4096), *piece = malloc(300000);
+	size_t off = 0, expect;
+	unsigned int i;
+	int fd = open(path, O_RDONLY);
+	ssize_t r;
+
+	CU_ASSERT_FATAL(fd >= 0 && buf && piece);
+	/* sequential, random sizes */
+	for (;;) {
+		size_t n = 1 + vt_rand_below(200000);
+		r = read(fd, buf + off, n < len + 4096 - off ? n : len + 4096 - off);
+		CU_ASSERT(r >= 0);
+		if (r <= 0)
+			break;
+		off += (size_t)r;
+		if (off == len + 4096)
+			break;
+	}
+	VT_EQ_U64(off, len);
+	if (off == len && memcmp(buf, want, len))
+		CU_FAIL("sequential reads in random pieces differ from one read");
+	/* random offsets, before and after what was read */
+	for (i = 0; i < nrandom; i++) {
+		size_t at = vt_rand_below(len + 1000), n = 1 + vt_rand_below(300000);
+		r = pread_full(fd, piece, n, (off_t)at);
+		expect = at >= len ? 0 : n < len - at ? n : len - at;
+		if (r != (ssize_t)expect || (expect && memcmp(piece, want + at, expect))) {
+			fprintf(stderr, "  %s: pread(%zu, %zu) gave %zd bytes%s\n", path, n, at, r,
+				r == (ssize_t)expect ? " that differ" : "");
+			CU_FAIL("pread at a random offset");
+			break;
+		}
+	}
+	/* far beyond the end */
+	VT_EQ_INT(pread(fd, piece, 4096, (off_t)1 << 62), 0);
+	/* a slow reader: the producer pauses and resumes */
+	off = len / 3;
+	for (i = 0; i < 3 && off < len; i++) {
+		size_t n = 64 << 10;
+		r = pread_full(fd, piece, n, (off_t)off);
+		expect = n < len - off ? n : len - off;
+		CU_ASSERT(r == (ssize_t)expect && !memcmp(piece, want + off, expect));
+		off += expect;
+		sleep_ms(250);
+	}
+	close(fd);
+	free(piece);
+	free(buf);
+}
+
+/* pagetable is made as it is read: any piece at any offset is the piece of
+ * one whole read; st_size is 0 and every tool reads it all. */
+static void test_pagetable_pieces(void)
+{
+	char copy[600], *t;
+	struct stat st;
+	size_t len, lines = 0, i;
+
+	vt_seed("fs pagetable pieces");
+	VT_EQ_INT(map_big(P("vas/0/maps/big", M)), 0);
+	t = slurp(P("vas/0/pagetable", M), &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	for (i = 0; i < len; i++)
+		lines += t[i] == '\n';
+	printf("\n  pagetable: %zu bytes, %zu lines\n", len, lines);
+	CU_ASSERT(lines >= BIG_PAGES);
+	CU_ASSERT(len > 4u << 20); /* more than a stream keeps */
+	CU_ASSERT(stat(P("vas/0/pagetable", M), &st) == 0);
+	VT_EQ_U64(st.st_size, 0);
+	check_pieces(P("vas/0/pagetable", M), t, len, 24);
+
+	/* the usual tools, on a file of size 0 */
+	pathf(copy, sizeof(copy), "%s/pagetable.copy", main_mnt.dir);
+	VT_EQ_INT(sh("test \"$(wc -c < vas/0/pagetable)\" = %zu", len), 0);
+	VT_EQ_INT(sh("test \"$(cat vas/0/pagetable | wc -l)\" = %zu", lines), 0);
+	VT_EQ_INT(sh("test \"$(grep -c \" pa \" vas/0/pagetable)\" -ge %d", BIG_PAGES), 0);
+	VT_EQ_INT(sh("cp vas/0/pagetable %s && test \"$(wc -c < %s)\" = %zu", copy, copy, len), 0);
+	VT_EQ_INT(sh("less vas/0/pagetable < /dev/null | cmp -s - %s", copy), 0);
+	VT_EQ_INT(sh("python3 -c \"import sys; sys.exit(len(open(\\\"vas/0/pagetable\\\").read()) "
+		     "!= %zu)\" 2>/dev/null || ! command -v python3 >/dev/null", len), 0);
+	unlink(copy);
+	free(t);
+	VT_EQ_INT(unlink(P("vas/0/maps/big", M)), 0);
+}
+
+/* A big description: exact st_size right after close, the same bytes in any
+ * pieces, and still whole for a reader that opened it before rm. */
+static void test_big_description(void)
+{
+	char *want, *t, buf[256];
+	struct stat st;
+	size_t len, got, off;
+	uint64_t va = 0;
+	int fd;
+	ssize_t r;
+
+	vt_seed("fs big description");
+	VT_EQ_INT(map_big(P("vas/0/maps/big", M)), 0);
+	CU_ASSERT(stat(P("vas/0/maps/big", M), &st) == 0);
+	t = slurp(P("vas/0/maps/big", M), &got);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_TRUE(kv_u64(t, "va", &va));
+	want = big_description(va, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+	VT_EQ_U64(got, len);
+	VT_EQ_U64(st.st_size, len);
+	CU_ASSERT(got == len && !memcmp(t, want, len));
+	free(t);
+	check_pieces(P("vas/0/maps/big", M), want, len, 24);
+	VT_EQ_INT(sh("test \"$(wc -c < vas/0/maps/big)\" = %zu", len), 0);
+
+	/* opened before rm: the rest still comes, the name is gone */
+	fd = open(P("vas/0/maps/big", M), O_RDONLY);
+	CU_ASSERT_FATAL(fd >= 0);
+	t = malloc(len + 1);
+	CU_ASSERT_FATAL(t != NULL);
+	r = read(fd, t, 100000);
+	CU_ASSERT(r == 100000);
+	off = r > 0 ? (size_t)r : 0;
+	VT_EQ_INT(unlink(P("vas/0/maps/big", M)), 0);
+	CU_ASSERT_FALSE(exists(P("vas/0/maps/big", M)));
+	while ((r = read(fd, t + off, len + 1 - off)) > 0)
+		off += (size_t)r;
+	VT_EQ_U64(off, len);
+	CU_ASSERT(off == len && !memcmp(t, want, len));
+	CU_ASSERT(fstat(fd, &st) == 0 && (size_t)st.st_size == len);
+	VT_EQ_INT(close(fd), 0);
+	free(t);
+	free(want);
+
+	/* the same name again at once: a new file, its own description */
+	VT_EQ_INT(map_text(P("vas/0/maps/big", M), "0x700\n"), 0);
+	t = slurp(P("vas/0/maps/big", M), &got);
+	CU_ASSERT(t && strstr(t, "pfns   0x700\n"));
+	CU_ASSERT(stat(P("vas/0/maps/big", M), &st) == 0 && (size_t)st.st_size == got);
+	free(t);
+	VT_EQ_INT(unlink(P("vas/0/maps/big", M)), 0);
+	snprintf(buf, sizeof(buf), "%s", P("vas/0/maps/big", M));
+	CU_ASSERT_FALSE(exists(buf));
+}
+
+/* Every open shows the current state, whatever the kernel caches, and a
+ * reader that stopped half way does not hold up maps and rm. */
+static void test_current_content(void)
+{
+	char buf[65536], *t;
+	struct stat st;
+	size_t len;
+	double t0;
+	int fd, i;
+
+	/* stat right after close: the description's size, not what was written */
+	VT_EQ_INT(map_text(P("vas/0/maps/cur", M), "0x710-0x71f 0x730 # comment to make it long\n"), 0);
+	CU_ASSERT(stat(P("vas/0/maps/cur", M), &st) == 0);
+	t = slurp(P("vas/0/maps/cur", M), &len);
+	CU_ASSERT(t && (size_t)st.st_size == len && strstr(t, "pfns   0x710-0x71f 0x730\n"));
+	free(t);
+	t = slurp(P("vas/0/stats", M), NULL);
+	CU_ASSERT(t && strstr(t, "mappings"));
+	free(t);
+	/* rm: gone at once; the same name maps again at once */
+	VT_EQ_INT(unlink(P("vas/0/maps/cur", M)), 0);
+	CU_ASSERT_FALSE(exists(P("vas/0/maps/cur", M)));
+	t = slurp(P("vas/0/pagetable", M), NULL);
+	CU_ASSERT(t && !strstr(t, " pa 0x0000000000710000"));
+	free(t);
+	VT_EQ_INT(map_text(P("vas/0/maps/cur", M), "0x740\n"), 0);
+	CU_ASSERT_TRUE(exists(P("vas/0/maps/cur", M)));
+	t = slurp(P("vas/0/pagetable", M), NULL);
+	CU_ASSERT(t && strstr(t, " pa 0x0000000000740000-0x0000000000740fff"));
+	free(t);
+	/* a failed map leaves no name behind, even for a moment */
+	VT_EQ_INT(map_text(P("vas/0/maps/cur2", M), "va=0x40000000-0x40000fff 0x10 0x11\n"), ENOSPC);
+	CU_ASSERT_FALSE(exists(P("vas/0/maps/cur2", M)));
+	VT_EQ_INT(map_text(P("vas/0/maps/cur2", M), "0x750\n"), 0);
+	VT_EQ_INT(unlink(P("vas/0/maps/cur2", M)), 0);
+	VT_EQ_INT(unlink(P("vas/0/maps/cur", M)), 0);
+
+	/* a reader stopped in the middle of a big pagetable */
+	VT_EQ_INT(map_big(P("vas/0/maps/big", M)), 0);
+	fd = open(P("vas/0/pagetable", M), O_RDONLY);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT(read(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf));
+	t0 = now();
+	for (i = 0; i < 20; i++) {
+		char path[512];
+		pathf(path, sizeof(path), "%s/vas/0/maps/w%d", M, i);
+		VT_EQ_INT(map_text(path, "0x760-0x761\n"), 0);
+		VT_EQ_INT(unlink(path), 0);
+	}
+	VT_EQ_INT(unlink(P("vas/0/maps/big", M)), 0);
+	printf("\n  20 maps and rms with a reader stopped in pagetable: %.3f s\n", now() - t0);
+	CU_ASSERT(now() - t0 < 10);
+	/* it reads on: whole lines from wherever the tables are now */
+	{
+		ssize_t r;
+		size_t total = 0;
+		char last = '\n';
+		while ((r = read(fd, buf, sizeof(buf))) > 0) {
+			total += (size_t)r;
+			last = buf[r - 1];
+		}
+		CU_ASSERT(r == 0);
+		CU_ASSERT(last == '\n');
+		(void)total;
+	}
+	VT_EQ_INT(close(fd), 0);
+}
+
+struct slow_reader {
+	volatile bool *stop;
+	long bad, reads;
+};
+
+/* Reads pagetable slowly, again and again; every read ends in whole lines. */
+static void *slow_reader_main(void *arg)
+{
+	struct slow_reader *sr = arg;
+	static __thread char buf[1 << 16];
+
+	while (!*sr->stop) {
+		int fd = open(P("vas/0/pagetable", M), O_RDONLY);
+		ssize_t r;
+		char last = '\n';
+
+		if (fd < 0) {
+			sr->bad++;
+			break;
+		}
+		while ((r = read(fd, buf, sizeof(buf))) > 0) {
+			last = buf[r - 1];
+			sleep_ms(20);
+			if (*sr->stop)
+				break;
+		}
+		if (r < 0 || (r == 0 && last != '\n'))
+			sr->bad++;
+		close(fd);
+		sr->reads++;
+	}
+	return NULL;
+}
+
+/* Slow readers of a big pagetable and of a big description while another
+ * process maps and removes: nobody waits for the readers. */
+static void test_slow_readers(void)
+{
+	volatile bool stop = false;
+	struct slow_reader sr[2] = { { &stop, 0, 0 }, { &stop, 0, 0 } };
+	pthread_t th[2];
+	double t0;
+	int i;
+
+	VT_EQ_INT(map_big(P("vas/0/maps/big", M)), 0);
+	for (i = 0; i < 2; i++)
+		CU_ASSERT_FATAL(pthread_create(&th[i], NULL, slow_reader_main, &sr[i]) == 0);
+	sleep_ms(100);
+	t0 = now();
+	for (i = 0; i < 30; i++) {
+		char path[512];
+		pathf(path, sizeof(path), "%s/vas/0/maps/s%d", M, i);
+		VT_EQ_INT(map_text(path, "0x780-0x783\n"), 0);
+		VT_EQ_INT(unlink(path), 0);
+	}
+	printf("\n  30 maps and rms beside 2 slow readers: %.3f s\n", now() - t0);
+	CU_ASSERT(now() - t0 < 10);
+	stop = true;
+	for (i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		VT_EQ_INT(sr[i].bad, 0);
+	}
+	VT_EQ_INT(unlink(P("vas/0/maps/big", M)), 0);
+	VT_EQ_U64(file_u64(P("vas/0/stats", M), "mappings"), 0);
+}
+
 /* ---- mounts of their own --------------------------------------------- */
 
 static void test_unmount_with_mappings(void)
@@ -1655,6 +2005,43 @@ static void test_sigterm(void)
 	VT_EQ_U64(file_u64(P("gpu/vram_size", M), NULL), 128 << 20);
 	VT_EQ_INT(map_text(pathf(path, sizeof(path), "%s/vas/0/maps/a", M), "0x100-0x1ff\n"), 0);
 	check_mapping_file("0", pathf(path, sizeof(path), "%s/vas/0/maps/a", M), 16);
+	M = saved;
+	CU_ASSERT(kill(m.pid, SIGTERM) == 0);
+	VT_EQ_INT(mnt_wait(&m, 30), 0);
+	CU_ASSERT_FALSE(is_mounted(m.path));
+	CU_ASSERT_TRUE(mnt_stderr_clean(&m));
+	m.mounted = false;
+	mnt_cleanup(&m);
+}
+
+/* One thread for everything (-s) and small writes (-o max_write, one of
+ * libfuse's connection options): big mappings, streamed files and rm
+ * still work, and the daemon stops cleanly. */
+static void test_single_thread(void)
+{
+	static const char *args[] = { "-s", "-o", "max_write=65536", "--vram-size=1G", NULL };
+	static struct mnt m;
+	const char *saved = M;
+	char *t, *want;
+	size_t len, wlen;
+	uint64_t va = 0;
+
+	CU_ASSERT_FATAL(mnt_start(&m, args) == 0);
+	M = m.path;
+	VT_EQ_INT(map_big(P("vas/0/maps/big", M)), 0);
+	t = slurp(P("vas/0/maps/big", M), &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_TRUE(kv_u64(t, "va", &va));
+	want = big_description(va, &wlen);
+	CU_ASSERT(want && wlen == len && !memcmp(t, want, len));
+	free(want);
+	free(t);
+	t = slurp(P("vas/0/pagetable", M), &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	check_pieces(P("vas/0/pagetable", M), t, len, 4);
+	free(t);
+	VT_EQ_INT(unlink(P("vas/0/maps/big", M)), 0);
+	VT_EQ_U64(file_u64(P("vas/0/stats", M), "mapped_pages"), 0);
 	M = saved;
 	CU_ASSERT(kill(m.pid, SIGTERM) == 0);
 	VT_EQ_INT(mnt_wait(&m, 30), 0);
@@ -1852,6 +2239,10 @@ static const struct vt_test inspect_tests[] = {
 	{ "mem", test_mem },
 	{ "pagetable_runs", test_pagetable_runs },
 	{ "rm_while_reading", test_rm_while_reading },
+	{ "pagetable_pieces", test_pagetable_pieces },
+	{ "big_description", test_big_description },
+	{ "current_content", test_current_content },
+	{ "slow_readers", test_slow_readers },
 	{ "concurrency", test_concurrency },
 	{ "log_bounded", test_log_bounded },
 	{ NULL, NULL },
@@ -1861,6 +2252,7 @@ static const struct vt_test mount_tests[] = {
 	{ "command_line", test_command_line },
 	{ "unmount_with_mappings", test_unmount_with_mappings },
 	{ "sigterm", test_sigterm },
+	{ "single_thread", test_single_thread },
 	{ "mount_helper", test_mount_helper },
 	{ NULL, NULL },
 };

@@ -239,6 +239,9 @@ static const struct err_case {
 	{ "0-0x10000000000000000", -ERANGE, "does not fit in 64 bits" },
 	{ "va=0x2000000000000 1", -ERANGE, "beyond the address space" },
 	{ "va=0x1000-0x2000000001000 1", -ERANGE, "beyond the address space" },
+	/* an inclusive end of 2^64 - 1 ends past any address space (it must
+	 * not wrap to 0 and look like an empty range) */
+	{ "va=0-0xffffffffffffffff 1", -ERANGE, "va= range end 0xffffffffffffffff is beyond the address space" },
 	{ "va=0x10000000000000000 1", -ERANGE, "does not fit in 64 bits" },
 	{ "alloc=5G", -ERANGE, "larger than VRAM" },
 	{ "alloc=0x100001000", -ERANGE, "larger than VRAM" },
@@ -572,6 +575,279 @@ static void test_hex_every_length(void)
 	}
 }
 
+/* ---- the 64-byte block path against what the text says --------------- */
+
+/* A text of random words whose meaning the generator knows: the PFNs in
+ * order, merged into runs, and (if any) the first malformed word. */
+struct gen {
+	char *text;
+	size_t len, cap;
+	struct vmmfs_pfn_run *runs;
+	size_t nruns, cap_runs;
+	uint64_t npages;
+	size_t bad_at;      /* offset of the malformed word, or SIZE_MAX */
+	int bad_err;
+};
+
+static void gen_put(struct gen *g, const char *s, size_t n)
+{
+	if (g->len + n > g->cap) {
+		g->cap = (g->len + n) * 2;
+		g->text = realloc(g->text, g->cap);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(g->text);
+	}
+	memcpy(g->text + g->len, s, n);
+	g->len += n;
+}
+
+static void gen_pfns(struct gen *g, uint64_t first, uint64_t count)
+{
+	if (g->bad_at != SIZE_MAX)
+		return; /* nothing after the error counts */
+	g->npages += count;
+	if (g->nruns && g->runs[g->nruns - 1].first + g->runs[g->nruns - 1].count == first) {
+		g->runs[g->nruns - 1].count += count;
+		return;
+	}
+	if (g->nruns == g->cap_runs) {
+		g->cap_runs = g->cap_runs ? 2 * g->cap_runs : 256;
+		g->runs = realloc(g->runs, g->cap_runs * sizeof(*g->runs));
+		CU_ASSERT_PTR_NOT_NULL_FATAL(g->runs);
+	}
+	g->runs[g->nruns].first = first;
+	g->runs[g->nruns++].count = count;
+}
+
+/* v in hex with at least min digits (leading zeros), random case */
+static void gen_hex(struct gen *g, uint64_t v, unsigned int min)
+{
+	char tmp[24];
+	unsigned int n = 0, i;
+
+	do {
+		char c = "0123456789abcdef"[v & 15];
+		if (c >= 'a' && vt_rand_below(2))
+			c = (char)(c - 'a' + 'A');
+		tmp[n++] = c;
+		v >>= 4;
+	} while (v || n < min);
+	gen_put(g, vt_rand_below(4) ? "0x" : "0X", 2);
+	for (i = 0; i < n; i++)
+		gen_put(g, &tmp[n - 1 - i], 1);
+}
+
+static void gen_dec(struct gen *g, uint64_t v)
+{
+	char tmp[24];
+	int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
+
+	gen_put(g, tmp, (size_t)n);
+}
+
+static void gen_sep(struct gen *g)
+{
+	static const char seps[] = " \t\n\r\v\f,";
+	size_t n = vt_rand_below(8) ? 1 : 1 + vt_rand_below(70); /* sometimes a whole block */
+
+	while (n--)
+		gen_put(g, &seps[vt_rand_below(sizeof(seps) - 1)], 1);
+	if (!vt_rand_below(200)) {
+		const char *c = vt_rand_below(2) ? "# a comment 0x1 0x2, 0x3\n" : "#\n";
+		gen_put(g, c, strlen(c));
+	}
+}
+
+/* nwords words, mostly lone hex PFNs as a list would have them, with the
+ * rest of the grammar mixed in; one malformed word at a random place when
+ * bad. */
+static void gen_text(struct gen *g, size_t nwords, bool bad)
+{
+	static const char *const malformed[] = {
+		"0x12g4", "0x", "12a", "0x1-", "0x1--2", "\x80", "0xz", "5x5", "0x10-0x1", "zz",
+	};
+	size_t i, bad_word = bad ? vt_rand_below(nwords) : SIZE_MAX;
+	uint64_t pfn = vt_rand_below(VRAM_PAGES);
+
+	memset(g, 0, sizeof(*g));
+	g->bad_at = SIZE_MAX;
+	if (vt_rand_below(2))
+		gen_put(g, "ro ", 3);
+	for (i = 0; i < nwords; i++) {
+		unsigned int kind = (unsigned int)vt_rand_below(100);
+
+		if (i == bad_word) {
+			size_t k = vt_rand_below(N_ELEMS(malformed) + 1);
+			g->bad_at = g->len;
+			if (k == N_ELEMS(malformed)) {
+				gen_hex(g, VRAM_PAGES + vt_rand_below(1000), 0); /* beyond VRAM */
+				g->bad_err = -ERANGE;
+			} else {
+				gen_put(g, malformed[k], strlen(malformed[k]));
+				g->bad_err = -EINVAL;
+			}
+			gen_sep(g);
+			continue;
+		}
+		/* the next PFN: mostly consecutive or strided, sometimes anywhere */
+		if (kind < 40)
+			pfn++;
+		else if (kind < 80)
+			pfn += 2;
+		else
+			pfn = vt_rand_below(VRAM_PAGES);
+		if (pfn >= VRAM_PAGES - 64)
+			pfn = vt_rand_below(VRAM_PAGES / 2);
+		kind = (unsigned int)vt_rand_below(100);
+		if (kind < 80) {
+			gen_hex(g, pfn, kind < 5 ? 8 + (unsigned int)vt_rand_below(12) : 0);
+			gen_pfns(g, pfn, 1);
+		} else if (kind < 92) {
+			gen_dec(g, pfn);
+			gen_pfns(g, pfn, 1);
+		} else {
+			uint64_t count = 1 + vt_rand_below(40);
+			gen_hex(g, pfn, 0);
+			gen_put(g, "-", 1);
+			if (vt_rand_below(2))
+				gen_hex(g, pfn + count - 1, 0);
+			else
+				gen_dec(g, pfn + count - 1);
+			gen_pfns(g, pfn, count);
+			pfn += count - 1;
+		}
+		gen_sep(g);
+	}
+}
+
+/* The outcome the generator expects: the runs, or the error at its word. */
+static void check_gen(const struct gen *g, struct vmmfs_mapfile *mf, int r, const char *how)
+{
+	char at[48];
+
+	if (g->bad_at != SIZE_MAX) {
+		if (r != g->bad_err)
+			fprintf(stderr, "  %s: %d (%s), expected %d at byte %zu\n", how, r,
+				vmmfs_mapfile_error(mf), g->bad_err, g->bad_at);
+		CU_ASSERT_EQUAL(r, g->bad_err);
+		snprintf(at, sizeof(at), "(byte %zu)", g->bad_at);
+		if (!strstr(vmmfs_mapfile_error(mf), at))
+			fprintf(stderr, "  %s: '%s' does not say %s\n", how, vmmfs_mapfile_error(mf), at);
+		CU_ASSERT_PTR_NOT_NULL(strstr(vmmfs_mapfile_error(mf), at));
+		return;
+	}
+	if (r)
+		fprintf(stderr, "  %s: %d (%s)\n", how, r, vmmfs_mapfile_error(mf));
+	VT_EQ_INT(r, 0);
+	VT_EQ_U64(mf->npages, g->npages);
+	VT_EQ_U64(mf->nruns, g->nruns);
+	if (mf->nruns == g->nruns && g->nruns &&
+	    memcmp(mf->runs, g->runs, g->nruns * sizeof(*g->runs))) {
+		size_t i;
+		for (i = 0; i < g->nruns; i++)
+			if (mf->runs[i].first != g->runs[i].first || mf->runs[i].count != g->runs[i].count)
+				break;
+		fprintf(stderr, "  %s: run %zu is 0x%llx+%llu, expected 0x%llx+%llu\n", how, i,
+			(unsigned long long)mf->runs[i].first, (unsigned long long)mf->runs[i].count,
+			(unsigned long long)g->runs[i].first, (unsigned long long)g->runs[i].count);
+		CU_FAIL("runs differ");
+	}
+}
+
+/* Long texts go through the 64-byte block path; the same text in random
+ * pieces, and byte by byte, mostly through the byte loop: every way gives
+ * what the text says, errors included, with the byte of the bad word. */
+static void test_block_path(void)
+{
+	unsigned int round;
+
+	vt_seed("mapfile block path");
+	for (round = 0; round < 60; round++) {
+		struct vmmfs_mapfile mf;
+		struct gen g;
+		size_t off = 0, piece_max = round % 3 == 0 ? 7 : round % 3 == 1 ? 200 : 1 << 16;
+		int r = 0;
+
+		gen_text(&g, round < 4 ? 1 + round * 3 : 2000 + vt_rand_below(4000), round % 4 == 3);
+		vmmfs_mapfile_init(&mf, VRAM_PAGES, VA_SIZE);
+		r = vmmfs_mapfile_feed(&mf, g.text, g.len);
+		if (!r)
+			r = vmmfs_mapfile_finish(&mf);
+		check_gen(&g, &mf, r, "whole");
+		vmmfs_mapfile_fini(&mf);
+
+		vmmfs_mapfile_init(&mf, VRAM_PAGES, VA_SIZE);
+		r = 0;
+		while (off < g.len && !r) {
+			size_t piece = 1 + vt_rand_below(piece_max);
+			if (piece > g.len - off)
+				piece = g.len - off;
+			r = vmmfs_mapfile_feed(&mf, g.text + off, piece);
+			off += piece;
+		}
+		if (!r)
+			r = vmmfs_mapfile_finish(&mf);
+		check_gen(&g, &mf, r, "in pieces");
+		vmmfs_mapfile_fini(&mf);
+		free(g.text);
+		free(g.runs);
+	}
+}
+
+/* One word at each of the 64 places of a block, in a list long enough for
+ * the block path: every hex length, followed by every kind of byte. */
+static void test_block_every_place(void)
+{
+	static const char follow[] = { '\n', ',', '#', 'g', '-', 'x', '\x80', '0' };
+	char text[512];
+	size_t place, len, f;
+
+	vt_seed("mapfile block places");
+	for (place = 0; place < 64; place++) {
+		for (len = 1; len <= 17; len++) {
+			for (f = 0; f < sizeof(follow); f++) {
+				struct vmmfs_mapfile mf;
+				uint64_t v = 0;
+				size_t n = 0, i;
+				bool big = false;
+				int r, want;
+
+				memset(text, ' ', place);
+				n = place;
+				text[n++] = '0';
+				text[n++] = 'x';
+				for (i = 0; i < len; i++) {
+					unsigned int d = (unsigned int)vt_rand_below(16);
+					big |= (v >> 60) != 0;
+					v = v << 4 | d;
+					text[n++] = "0123456789abcdef"[d];
+				}
+				text[n++] = follow[f];
+				while (n < 300) /* more words, so the block path runs */
+					n += (size_t)snprintf(text + n, sizeof(text) - n, " 0x%zx", n);
+				vmmfs_mapfile_init(&mf, UINT64_MAX, VA_SIZE);
+				r = vmmfs_mapfile_feed(&mf, text, n);
+				if (!r)
+					r = vmmfs_mapfile_finish(&mf);
+				if (follow[f] != '\n' && follow[f] != ',' && follow[f] != '#' &&
+				    follow[f] != '0')
+					want = -EINVAL;
+				else if (big || (follow[f] == '0' && (v >> 60)))
+					want = -ERANGE;
+				else
+					want = 0;
+				if (r != want)
+					fprintf(stderr, "  place %zu len %zu follow 0x%02x: %d, expected %d (%s)\n",
+						place, len, (unsigned char)follow[f], r, want,
+						vmmfs_mapfile_error(&mf));
+				CU_ASSERT_EQUAL(r, want);
+				if (!r && mf.nruns)
+					VT_EQ_U64(mf.runs[0].first, follow[f] == '0' ? v << 4 : v);
+				vmmfs_mapfile_fini(&mf);
+			}
+		}
+	}
+}
+
 static const struct vt_test grammar_tests[] = {
 	{ "numbers", test_numbers },
 	{ "sizes", test_sizes },
@@ -579,6 +855,8 @@ static const struct vt_test grammar_tests[] = {
 	{ "comments", test_comments },
 	{ "expand", test_expand },
 	{ "hex_every_length", test_hex_every_length },
+	{ "block_path", test_block_path },
+	{ "block_every_place", test_block_every_place },
 	{ NULL, NULL },
 };
 
