@@ -271,6 +271,31 @@ void vmmfs_gpu_get_vram_usage(struct vmmfs_gpu *gpu, struct vmmfs_vram_usage *u)
 	vram_get_usage(gpu->vram, u);
 }
 
+int vmmfs_gpu_vram_claim(struct vmmfs_gpu *gpu, uint64_t first_pfn, uint64_t count)
+{
+	return vram_claim_run(gpu->vram, first_pfn, count);
+}
+
+void vmmfs_gpu_vram_unclaim(struct vmmfs_gpu *gpu, uint64_t first_pfn, uint64_t count)
+{
+	vram_free_run(gpu->vram, first_pfn, count);
+}
+
+int vmmfs_gpu_vram_pin(struct vmmfs_gpu *gpu, uint64_t first_pfn, uint64_t count)
+{
+	if (!count)
+		return -EINVAL;
+	if (first_pfn >= vram_size(gpu->vram) >> VMMFS_PAGE_SHIFT ||
+	    count > (vram_size(gpu->vram) >> VMMFS_PAGE_SHIFT) - first_pfn)
+		return -ERANGE;
+	return vram_ref_run(gpu->vram, first_pfn, count);
+}
+
+void vmmfs_gpu_vram_unpin(struct vmmfs_gpu *gpu, uint64_t first_pfn, uint64_t count)
+{
+	vram_unref_run(gpu->vram, first_pfn, count);
+}
+
 int vmmfs_gpu_vram_read(struct vmmfs_gpu *gpu, uint64_t pa, void *buf, size_t len)
 {
 	return pramin_read(gpu, pa, buf, len);

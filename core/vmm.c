@@ -438,9 +438,27 @@ int vmmfs_vmm_map_pages(struct vmmfs_vmm *vmm, const uint64_t *pfns, uint64_t np
 			const struct vmmfs_va_placement *pl, unsigned int flags,
 			struct vmmfs_mapping **out)
 {
+	uint64_t *free_buf, longest = 0, run = 0;
 	bool consumed;
+	int r;
 
-	return map_known(vmm, pfns, npages, pl, flags, NULL, out, &consumed);
+	if (!(flags & VMMFS_MAP_CLAIM))
+		return map_known(vmm, pfns, npages, pl, flags, NULL, out, &consumed);
+	/* Claimed pages: the mapping takes them over as map_alloc's own, with
+	 * room to hand them back at unmap. */
+	if (!vmm || !pfns || !npages || !out)
+		return -EINVAL;
+	for (uint64_t i = 0; i < npages; i++) {
+		run = i && pfns[i] == pfns[i - 1] + 1 ? run + 1 : 1;
+		longest = MAX(longest, run);
+	}
+	free_buf = vmmfs_malloc(longest * sizeof(*free_buf));
+	if (!free_buf)
+		return -ENOMEM;
+	r = map_known(vmm, pfns, npages, pl, flags & ~VMMFS_MAP_CLAIM, free_buf, out, &consumed);
+	if (r && !consumed)
+		vmmfs_free(free_buf); /* the pages stay the caller's */
+	return r;
 }
 
 int vmmfs_vmm_map_alloc(struct vmmfs_vmm *vmm, uint64_t bytes,

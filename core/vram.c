@@ -611,6 +611,62 @@ void vram_free_pages(struct vmmfs_vram *v, const uint64_t *pfns, uint64_t npages
 	atomic_fetch_sub(&v->alloc_pages, freed);
 }
 
+/* Takes exactly first..first+count-1 out of the buddy as alloc= pages
+ * (crash recovery: pages a mapping owned before a restart). Unlike
+ * vram_alloc_pages, pages that are mapped stay claimable: a mapping of
+ * someone else's alloc= page is a legitimate share. */
+int vram_claim_run(struct vmmfs_vram *v, uint64_t first, uint64_t count)
+{
+	struct vmmfs_buddy_list got = VMMFS_BUDDY_LIST_INIT;
+	uint64_t pa = first << PAGE_SHIFT;
+	int r;
+
+	if (!count)
+		return -EINVAL;
+	if (first >= v->pages || count > v->pages - first || pa < v->start || pa >= v->end ||
+	    count > (v->end - pa) >> PAGE_SHIFT)
+		return -ERANGE;
+	pthread_mutex_lock(&v->lock);
+	r = vmmfs_buddy_alloc(v->buddy, pa, pa + (count << PAGE_SHIFT), count << PAGE_SHIFT,
+			      PAGE_SIZE, VMMFS_BUDDY_RANGE, &got);
+	pthread_mutex_unlock(&v->lock);
+	if (r)
+		return r == -ENOSPC ? -EBUSY : r;
+	/* the blocks stay allocated in the buddy, found again by address */
+	atomic_fetch_add(&v->alloc_pages, count);
+	return 0;
+}
+
+void vram_free_run(struct vmmfs_vram *v, uint64_t first, uint64_t count)
+{
+	uint64_t pfn = first, end = first + count, freed = 0;
+
+	pthread_mutex_lock(&v->lock);
+	while (pfn < end) {
+		uint64_t pa = pfn << PAGE_SHIFT, n;
+		struct vmmfs_buddy_block *blk = NULL;
+		uint32_t w;
+
+		if (pfn < v->pages && pa >= v->start && pa < v->end)
+			blk = buddy_find_allocated(v->buddy, pa);
+		n = blk ? vmmfs_buddy_block_size(v->buddy, blk) >> PAGE_SHIFT : 0;
+		w = vram_owner(v, pfn);
+		if (!blk || vmmfs_buddy_block_offset(blk) != pa || n > end - pfn ||
+		    w == VRAM_OWNER_PT || (w & VRAM_OWNER_PARKED)) {
+			log_err("vram: pages 0x%llx-0x%llx are returned but 0x%llx does not start a "
+				"run of alloc= pages inside them; the rest is left alone",
+				(unsigned long long)first, (unsigned long long)(end - 1),
+				(unsigned long long)pfn);
+			break;
+		}
+		vmmfs_buddy_free_block(v->buddy, blk);
+		freed += n;
+		pfn += n;
+	}
+	pthread_mutex_unlock(&v->lock);
+	atomic_fetch_sub(&v->alloc_pages, freed);
+}
+
 /* ---- mapping references --------------------------------------------------- */
 
 void vram_batch_begin(struct vmmfs_vram *v, struct vram_batch *b)

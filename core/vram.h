@@ -102,6 +102,17 @@ int vram_alloc_pages(struct vmmfs_vram *v, uint64_t npages, uint64_t *pfns);
  * returned; other pages are refused with a log line. */
 void vram_free_pages(struct vmmfs_vram *v, const uint64_t *pfns, uint64_t npages);
 
+/* Crash recovery: takes exactly the pages first..first+count-1 out of the
+ * allocator as alloc= pages (counted in alloc_pages), contents untouched.
+ * Mapped pages may be claimed (another mapping shares them). Returns 0,
+ * -EINVAL (count 0), -ERANGE (outside the managed range), -EBUSY (a page is
+ * not free in the allocator: page table, parked, alloc= page), -ENOMEM. */
+int vram_claim_run(struct vmmfs_vram *v, uint64_t first, uint64_t count);
+/* Returns alloc= pages first..first+count-1, which must be made of whole
+ * runs as claimed or allocated; a page that is not is refused with a log
+ * line (and the rest of the range with it). */
+void vram_free_run(struct vmmfs_vram *v, uint64_t first, uint64_t count);
+
 /* Take one mapping reference on each page of pfns[0..n); all or nothing.
  * Consecutive PFNs are taken as runs. Lock-free and allocation-free.
  * Returns 0, -ERANGE (beyond VRAM), -EACCES (a page holds a page table),

@@ -88,6 +88,27 @@ struct vmmfs_vram_usage {
 };
 void vmmfs_gpu_get_vram_usage(struct vmmfs_gpu *gpu, struct vmmfs_vram_usage *u);
 
+/* Crash recovery (the daemon's --state): rebuilding mappings that existed
+ * before a restart without letting the page tables of the rebuild land on
+ * their pages. Claim and pin every page first, then create the address
+ * spaces and map; alloc= pages go to their mapping with VMMFS_MAP_CLAIM.
+ *
+ * vmmfs_gpu_vram_claim: takes exactly first..first+count-1 out of the VRAM
+ *   allocator as alloc= pages owned by the caller; contents untouched (not
+ *   zeroed). Pages that something maps stay claimable. Returns 0, -EINVAL
+ *   (count 0), -ERANGE (outside the managed range), -EBUSY (a page is not
+ *   free: it holds a page table or is already owned), -ENOMEM.
+ * vmmfs_gpu_vram_unclaim: gives claimed pages back (whole claims).
+ * vmmfs_gpu_vram_pin: one mapping reference on each page of the run, as a
+ *   mapping holds, so no page table is allocated there; all or nothing.
+ *   Returns 0, -EINVAL (count 0), -ERANGE (beyond VRAM), -EACCES (a page
+ *   holds a page table), -EOVERFLOW (a page is mapped too many times).
+ * vmmfs_gpu_vram_unpin: drops those references. */
+int vmmfs_gpu_vram_claim(struct vmmfs_gpu *gpu, uint64_t first_pfn, uint64_t count);
+void vmmfs_gpu_vram_unclaim(struct vmmfs_gpu *gpu, uint64_t first_pfn, uint64_t count);
+int vmmfs_gpu_vram_pin(struct vmmfs_gpu *gpu, uint64_t first_pfn, uint64_t count);
+void vmmfs_gpu_vram_unpin(struct vmmfs_gpu *gpu, uint64_t first_pfn, uint64_t count);
+
 /* Raw VRAM access through the PRAMIN window, any length and alignment.
  * Returns 0, -ERANGE (outside VRAM), -ENODEV (device gone). */
 int vmmfs_gpu_vram_read(struct vmmfs_gpu *gpu, uint64_t pa, void *buf, size_t len);

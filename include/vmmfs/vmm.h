@@ -66,6 +66,11 @@ struct vmmfs_va_placement {
 /* execute/map flags */
 #define VMMFS_MAP_READ_ONLY  0x1u
 #define VMMFS_MAP_SMALL_ONLY 0x2u /* 4 KiB PTEs only, never 64 KiB/2 MiB/512 MiB */
+/* map_pages only: the PFNs are alloc= pages the caller took with
+ * vmmfs_gpu_vram_claim (crash recovery). The mapping takes them over, not
+ * zeroed: it reports allocated and returns them to VRAM at unmap, as a
+ * map_alloc mapping does. If the map fails they stay the caller's. */
+#define VMMFS_MAP_CLAIM      0x4u
 
 /* Creates an address space with a fresh zeroed root directory.
  * Returns 0, -ENOMEM (heap or VRAM), -ENODEV (device gone). */
@@ -107,7 +112,8 @@ int vmmfs_vmm_execute_map(struct vmmfs_vmm *vmm, struct vmmfs_map_op *op,
 void vmmfs_vmm_abort_map(struct vmmfs_vmm *vmm, struct vmmfs_map_op *op);
 
 /* prepare + execute. Uses pfns[0] as the placement's pa_hint when the
- * caller gave none. Errors: those of both phases. */
+ * caller gave none. flags: READ_ONLY, SMALL_ONLY, CLAIM. Errors: those of
+ * both phases. */
 int vmmfs_vmm_map_pages(struct vmmfs_vmm *vmm, const uint64_t *pfns,
 			uint64_t npages, const struct vmmfs_va_placement *pl,
 			unsigned int flags, struct vmmfs_mapping **out);
