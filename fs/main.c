@@ -91,6 +91,14 @@ static void usage(const char *prog)
 	       "    --list                 list the NVIDIA GPUs libpci finds, then exit\n"
 	       "    -h, --help             this help\n"
 	       "    -V, --version          versions\n"
+	       "\n"
+	       "Request sizes (libfuse's connection options, e.g. -o max_write=N):\n"
+	       "    -o max_write=N         largest write request in bytes (default 1048576,\n"
+	       "                           which also lets reads of pagetable be 1 MiB)\n"
+	       "    -o max_readahead=N     largest readahead of mapping files\n"
+	       "One thread receives the requests and hands those that may take long to up\n"
+	       "to 16 worker threads (-s: one thread for all); -o clone_fd and\n"
+	       "-o max_idle_threads have no effect.\n"
 	       "\n");
 	fuse_cmdline_help();
 	fuse_lowlevel_help();

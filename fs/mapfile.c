@@ -378,16 +378,6 @@ static inline uint64_t load8(const unsigned char *p)
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
-/* Bytes 0x80-0xff never count as hex digits. */
-static inline uint64_t hex_mask8(uint64_t x)
-{
-	uint64_t lo = x & ~HIGHS, y = lo | 0x20 * ONES;
-	uint64_t digit = (lo + (0x80 - '0') * ONES) & ~(lo + (0x80 - '9' - 1) * ONES);
-	uint64_t letter = (y + (0x80 - 'a') * ONES) & ~(y + (0x80 - 'f' - 1) * ONES);
-
-	return (digit | letter) & ~x & HIGHS;
-}
-
 /* The 8 bytes as 8 hex nibbles, first byte most significant. Only bytes
  * that are hex digits give their value (a-f and A-F have 0x40, digits do
  * not); callers shift the others off. */
@@ -448,6 +438,17 @@ static inline void block_classify(const unsigned char *p, struct block_masks *bm
 #else
 /* The same with 8 bytes in a 64-bit word: a class as the high bit of each
  * byte, gathered into 8 bits by a multiplication. */
+
+/* Hex digits among 8 bytes (0x80-0xff never are). */
+static inline uint64_t hex_mask8(uint64_t x)
+{
+	uint64_t lo = x & ~HIGHS, y = lo | 0x20 * ONES;
+	uint64_t digit = (lo + (0x80 - '0') * ONES) & ~(lo + (0x80 - '9' - 1) * ONES);
+	uint64_t letter = (y + (0x80 - 'a') * ONES) & ~(y + (0x80 - 'f' - 1) * ONES);
+
+	return (digit | letter) & ~x & HIGHS;
+}
+
 static inline uint64_t high_bits8(uint64_t m)
 {
 	return ((m >> 7) * 0x0102040810204080ull) >> 56;

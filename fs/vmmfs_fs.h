@@ -219,13 +219,15 @@ int fs_name_check(const char *name);
 
 /* ---- text.c ---------------------------------------------------------- */
 /*
- * Sizes that stat reports (the policy, also in vmmfs(8)):
+ * Sizes that stat reports (the policy):
  *   small generated files (README, gpu/, vram/usage, stats, log, pdb,
- *     stats, translate/): the exact size of what a read gives now, made by
- *     generating the text (a few hundred bytes); attributes never cached.
+ *     vas/NAME/stats, translate/): the exact size of what a read gives now,
+ *     made by generating the text (a few hundred bytes; the log at most
+ *     its ring). The kernel keeps the attributes of those that never
+ *     change (README, gpu/, pdb), never those of the others.
  *   mapping files: the exact size of the description, counted from the
- *     mapping's runs without formatting, once: a description never changes
- *     while the file exists.
+ *     mapping's runs without formatting them, once, at the first getattr:
+ *     a description never changes while the file exists.
  *   pagetable: 0, like /proc files. Its text is produced as it is read, at
  *     any size; reads return everything up to the end whatever st_size says
  *     (direct I/O), and cat, cp, grep, wc, less and Python read to the end.
