@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/utsname.h>
 
 enum bench_target_kind {
 	BENCH_INFO = 0,     /* no target: figure only */
@@ -225,6 +226,45 @@ static inline int bench_finish(const char *name)
 	       t->missed ? " (MISS above)" : "");
 	fflush(stdout);
 	return t->missed && strict && *strict == '1' ? 1 : 0;
+}
+
+/* One line naming the machine, and a warning for sanitizer builds. */
+static inline void bench_print_machine(void)
+{
+	char line[256], model[160] = "unknown";
+	struct utsname u;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			char *colon = strchr(line, ':');
+
+			if (!strncmp(line, "model name", 10) && colon) {
+				snprintf(model, sizeof(model), "%s", colon + 2);
+				model[strcspn(model, "\n")] = 0;
+				break;
+			}
+		}
+		fclose(f);
+	}
+	if (uname(&u))
+		memset(&u, 0, sizeof(u));
+	printf("machine: %ld CPUs, %s, %s %s %s\n", sysconf(_SC_NPROCESSORS_ONLN), model,
+	       u.sysname, u.release, u.machine);
+#if defined(__SANITIZE_ADDRESS__)
+	printf("WARNING: built with AddressSanitizer: times are not meaningful "
+	       "(configure without --enable-sanitizers, e.g. ./configure CFLAGS=-O2)\n");
+#endif
+}
+
+/* Smallest power of two >= x, at least min. */
+static inline uint64_t bench_pow2_at_least(uint64_t x, uint64_t min)
+{
+	uint64_t v = min;
+
+	while (v < x)
+		v <<= 1;
+	return v;
 }
 
 #endif

@@ -103,43 +103,6 @@ static void *xmalloc(size_t n)
 	return p;
 }
 
-static void print_machine(void)
-{
-	char line[256], model[160] = "unknown";
-	struct utsname u;
-	FILE *f = fopen("/proc/cpuinfo", "r");
-
-	if (f) {
-		while (fgets(line, sizeof(line), f)) {
-			char *colon = strchr(line, ':');
-
-			if (!strncmp(line, "model name", 10) && colon) {
-				snprintf(model, sizeof(model), "%s", colon + 2);
-				model[strcspn(model, "\n")] = 0;
-				break;
-			}
-		}
-		fclose(f);
-	}
-	if (uname(&u))
-		memset(&u, 0, sizeof(u));
-	printf("machine: %ld CPUs, %s, %s %s %s\n", sysconf(_SC_NPROCESSORS_ONLN), model,
-	       u.sysname, u.release, u.machine);
-#if defined(__SANITIZE_ADDRESS__)
-	printf("WARNING: built with AddressSanitizer: times are not meaningful "
-	       "(configure without --enable-sanitizers, e.g. ./configure CFLAGS=-O2)\n");
-#endif
-}
-
-static uint64_t pow2_at_least(uint64_t x, uint64_t min)
-{
-	uint64_t v = min;
-
-	while (v < x)
-		v <<= 1;
-	return v;
-}
-
 static const char *pages_str(char *buf, size_t len, uint64_t n)
 {
 	if (n >= MiB && n % MiB == 0)
@@ -491,7 +454,7 @@ static struct layout layout_for(uint64_t n)
 	struct layout l;
 
 	l.pfn0 = 1ull << 20;                         /* 4 GiB into VRAM */
-	l.vram = pow2_at_least(2 * (l.pfn0 + 2 * n) * PAGE, 16 * GiB);
+	l.vram = bench_pow2_at_least(2 * (l.pfn0 + 2 * n) * PAGE, 16 * GiB);
 	return l;
 }
 
@@ -859,7 +822,7 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
-	print_machine();
+	bench_print_machine();
 	tmpfs_setup();
 
 	bench_throughput();

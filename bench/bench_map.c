@@ -76,44 +76,6 @@ static uint64_t rss_now(void)
 	return bench_rss();
 }
 
-static void print_machine(void)
-{
-	char line[256], model[160] = "unknown";
-	struct utsname u;
-	FILE *f = fopen("/proc/cpuinfo", "r");
-
-	if (f) {
-		while (fgets(line, sizeof(line), f)) {
-			char *colon = strchr(line, ':');
-
-			if (!strncmp(line, "model name", 10) && colon) {
-				snprintf(model, sizeof(model), "%s", colon + 2);
-				model[strcspn(model, "\n")] = 0;
-				break;
-			}
-		}
-		fclose(f);
-	}
-	if (uname(&u))
-		memset(&u, 0, sizeof(u));
-	printf("machine: %ld CPUs, %s, %s %s %s\n", sysconf(_SC_NPROCESSORS_ONLN), model,
-	       u.sysname, u.release, u.machine);
-#if defined(__SANITIZE_ADDRESS__)
-	printf("WARNING: built with AddressSanitizer: times are not meaningful "
-	       "(configure without --enable-sanitizers, e.g. ./configure CFLAGS=-O2)\n");
-#endif
-}
-
-/* Smallest power of two >= x, at least min. */
-static uint64_t pow2_at_least(uint64_t x, uint64_t min)
-{
-	uint64_t v = min;
-
-	while (v < x)
-		v <<= 1;
-	return v;
-}
-
 /* A simulated GPU whose page tables come from the upper half of VRAM; the
  * benchmarks map PFNs of the lower half, so the two never collide. */
 static struct vmmfs_gpu *open_sim(const char *chip, uint64_t vram)
@@ -365,7 +327,7 @@ static void bench_mmio(const char *chip)
 {
 	uint64_t n = g_pages, holders = n / SLOT_PAGES, per = SLOT_PAGES - 1;
 	uint64_t nexist = holders * per, va, nr, nw, j;
-	uint64_t vram = pow2_at_least(8 * n * PAGE, 16 * GiB);
+	uint64_t vram = bench_pow2_at_least(8 * n * PAGE, 16 * GiB);
 	struct vmmfs_gpu *gpu = open_sim(chip, vram);
 	const struct vmmfs_gpu_info *gi = vmmfs_gpu_get_info(gpu);
 	const struct nova_model *nm = nova_for(gi->mmu_version);
@@ -475,7 +437,7 @@ static void row_exactly(const char *what, uint64_t got, uint64_t want)
 static void bench_flush(void)
 {
 	uint64_t n = g_pages, sizes[3] = { 1, SLOT_PAGES, n }, k;
-	struct vmmfs_gpu *gpu = open_sim("ga102", pow2_at_least(4 * n * PAGE, 16 * GiB));
+	struct vmmfs_gpu *gpu = open_sim("ga102", bench_pow2_at_least(4 * n * PAGE, 16 * GiB));
 	struct vmmfs_vmm *vmm = new_vmm(gpu);
 	uint64_t *pfns = pfns_contig(0, n);
 	struct vmmfs_mapping *m;
@@ -564,7 +526,7 @@ static void time_map_unmap(struct vmmfs_vmm *vmm, const uint64_t *pfns, uint64_t
 static void bench_speed(void)
 {
 	uint64_t n = g_pages;
-	struct vmmfs_gpu *gpu = open_sim("ga102", pow2_at_least(8 * n * PAGE, 16 * GiB));
+	struct vmmfs_gpu *gpu = open_sim("ga102", bench_pow2_at_least(8 * n * PAGE, 16 * GiB));
 	struct vmmfs_vmm *vmm = new_vmm(gpu);
 	uint64_t *contig = pfns_contig(0, n), *scat = pfns_scattered(0, n);
 	uint8_t *buf = xcalloc(n, 8);
@@ -963,7 +925,7 @@ static void mem_growth(struct mem_result *r, const void *arg)
 	const struct mem_case *c = arg;
 	uint64_t n = g_pages;
 	uint64_t *pfns = c->scattered ? pfns_scattered(0, n) : pfns_contig(0, n);
-	struct vmmfs_gpu *gpu = open_sim("ga102", pow2_at_least(8 * n * PAGE, 16 * GiB));
+	struct vmmfs_gpu *gpu = open_sim("ga102", bench_pow2_at_least(8 * n * PAGE, 16 * GiB));
 	struct vmmfs_vmm *vmm = new_vmm(gpu);
 	uint64_t far = 3 * n;
 
@@ -1073,7 +1035,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	vmmfs_log_set_stderr_level(0);
-	print_machine();
+	bench_print_machine();
 
 	measure_mem();
 	bench_mmio("ga102");
