@@ -98,7 +98,8 @@ uint64_t vmmfs_map_op_npages(const struct vmmfs_map_op *op);
 /* Phase 2: maps pfns[0..npages) at the prepared VA.
  * Validation errors leave the op prepared (abort or retry it):
  *   -EINVAL (pfns NULL, unknown flags), -ERANGE (a PFN beyond VRAM or
- *   beyond what the entry can address), -EACCES (a PFN holds a page table).
+ *   beyond what the entry can address), -EACCES (a PFN holds a page table),
+ *   -EOVERFLOW (a page would be mapped more than 32766 times at once).
  * After validation the op is consumed. Hardware errors: -ENODEV (device
  * gone), -ETIMEDOUT (TLB invalidate did not complete): the VMM undoes what
  * it can; VA and tables whose entries it could not prove cleared stay
