@@ -24,7 +24,8 @@ enum vmmfs_log_level {
  * stderr. */
 void vmmfs_log(enum vmmfs_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-void vmmfs_vlog(enum vmmfs_log_level level, const char *fmt, va_list ap);
+void vmmfs_vlog(enum vmmfs_log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 void vmmfs_log_set_stderr_level(int level); /* -1: nothing on stderr */
 void vmmfs_log_set_ring_level(int level);
