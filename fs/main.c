@@ -2,15 +2,16 @@
 /*
  * vmmfs: mounts a GPU's virtual address spaces as files.
  *
- *   vmmfs [--sim[=CHIP]] [--vram-size=SIZE] [--vram-file=PATH] [FUSE options] MOUNTPOINT
+ *   vmmfs [--sim[=CHIP]] [--vram-size=SIZE] [--vram-file=PATH [--state=PATH]] [FUSE options] MOUNTPOINT
  *   vmmfs --device=BDF --vram-range=START-END [--pci-access=METHOD[:PATH]] MOUNTPOINT
  *   vmmfs --list [--pci-access=METHOD[:PATH]]
  *
  * Every option also works as -o key=value (sim=, vram_size=, vram_file=,
- * device=, vram_range=, pci_access=), so `mount -t fuse.vmmfs SOURCE DIR`
+ * state=, device=, vram_range=, pci_access=), so `mount -t fuse.vmmfs SOURCE DIR`
  * and fstab work; SOURCE is vmmfs, sim, sim:CHIP or none.
  */
 #include "vmmfs_fs.h"
+#include "journal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -83,7 +84,9 @@ static void usage(const char *prog)
 	printf("\n"
 	       "    --vram-size=SIZE       simulated VRAM size, K/M/G suffixes (default: the board's)\n"
 	       "    --vram-file=PATH       keep the simulated VRAM in this file\n"
-	       "    --state=PATH           journal of mappings (not supported yet)\n"
+	       "    --state=PATH           keep address spaces and mappings in this journal:\n"
+	       "                           a restart (even after a crash) brings them back\n"
+	       "                           (needs --vram-file)\n"
 	       "    --device=BDF           a real GPU at this PCI address (e.g. 0000:65:00.0)\n"
 	       "    --vram-range=START-END the VRAM vmmfs may use for page tables and alloc=\n"
 	       "                           (required with --device), e.g. 1G-2G\n"
@@ -147,9 +150,10 @@ static int build_config(const struct options *o, struct vmmfs_gpu_config *cfg)
 	int r;
 
 	memset(cfg, 0, sizeof(*cfg));
-	if (o->state) {
-		fprintf(stderr, "vmmfs: --state=%s: the mapping journal is not supported yet by "
-			"this version of vmmfs; mount without --state\n", o->state);
+	if (o->state && (o->device || !o->vram_file)) {
+		fprintf(stderr, "vmmfs: --state=%s needs the simulated GPU with --vram-file=PATH: "
+			"the mappings it records point into VRAM, which must survive a restart "
+			"too\n", o->state);
 		return -EINVAL;
 	}
 	if (o->vram_range) {
@@ -376,6 +380,7 @@ int main(int argc, char **argv)
 	struct options o = { 0 };
 	struct vmmfs_gpu_config cfg;
 	struct vmmfs_gpu *gpu = NULL;
+	struct vmmfs_journal *jnl = NULL;
 	struct fuse_session *se;
 	struct vmmfs_fs fs;
 	char err[1024] = "";
@@ -425,10 +430,27 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmmfs: cannot open the GPU: %s\n", err[0] ? err : strerror(-r));
 		goto out_cmd;
 	}
-	r = fs_init(&fs, gpu);
+	if (o.state) {
+		char ident[VMMFS_JOURNAL_MAX_IDENT + 1];
+		const char *min = getenv("VMMFS_STATE_COMPACT_BYTES");
+
+		fs_state_ident(vmmfs_gpu_get_info(gpu), ident, sizeof(ident));
+		r = vmmfs_journal_open(o.state, ident, &jnl, err, sizeof(err));
+		if (r) {
+			fprintf(stderr, "vmmfs: --state=%s: %s\n", o.state, err);
+			goto out_gpu;
+		}
+		if (min && *min)
+			vmmfs_journal_set_compact_min(jnl, strtoull(min, NULL, 0));
+	}
+	r = fs_init(&fs, gpu, jnl, err, sizeof(err));
 	if (r) {
-		fprintf(stderr, "vmmfs: cannot set up the file tree: %s\n", strerror(-r));
-		goto out_gpu;
+		if (jnl)
+			fprintf(stderr, "vmmfs: --state=%s: %s; the journal is left as it was (move "
+				"it away to start with an empty state)\n", o.state, err);
+		else
+			fprintf(stderr, "vmmfs: cannot set up the file tree: %s\n", err);
+		goto out_journal;
 	}
 
 	/* -o max_write=N, -o max_readahead=N and the other connection
@@ -470,6 +492,8 @@ out_fs:
 	free(fs.conn_opts);
 	fs_handles_free(&fs);
 	fs_fini(&fs);
+out_journal:
+	vmmfs_journal_close(jnl);
 out_gpu:
 	vmmfs_gpu_close(gpu);
 out_cmd:

@@ -35,6 +35,7 @@
  *     direct I/O: read from the daemon at every open.
  */
 #include "vmmfs_fs.h"
+#include "journal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -501,6 +502,62 @@ static int writer_map(struct vmmfs_fs *fs, struct fs_handle *h, struct vmmfs_map
 	return r;
 }
 
+/* The mapping is made: the file turns live, recorded in the state journal
+ * (--state) in the same step, and the record is durable before this
+ * returns 0. On failure the mapping is gone again (-ENOMEM, -EIO). */
+static int writer_live(struct vmmfs_fs *fs, struct fs_handle *h, struct vmmfs_mapping *m)
+{
+	struct fs_node *n = h->node;
+	struct vmmfs_journal_map jm;
+	uint64_t seq = 0;
+	char path[512];
+	bool mine;
+	int r;
+
+	r = fs_state_map_describe(fs, m, &jm);
+	pthread_mutex_lock(&fs->lock);
+	pthread_mutex_lock(&n->map_lock);
+	if (!r)
+		r = fs_state_map_add_locked(fs, n, &jm, &seq);
+	if (!r) {
+		n->mapping = m;
+		n->state = MAP_LIVE;
+	}
+	pthread_mutex_unlock(&n->map_lock);
+	fs_node_path(n, path, sizeof(path));
+	pthread_mutex_unlock(&fs->lock);
+	fs_state_map_describe_free(&jm);
+	if (r == -ENOMEM)
+		vmmfs_log(VMMFS_LOG_ERROR, "%s: not mapped: no memory to record it in the state "
+			  "journal (ENOMEM)", path);
+	if (!r)
+		r = fs_state_sync(fs, seq, path, "not mapped");
+	if (!r)
+		return 0;
+	/* Not acknowledged: undo it, unless an rm took it meanwhile (as rm
+	 * does: no new reader, the readers let go, open files keep a copy). */
+	fs_gate_enter(fs);
+	pthread_mutex_lock(&n->map_lock);
+	mine = n->state == MAP_WRITING; /* never shown */
+	if (n->state == MAP_LIVE && n->mapping == m) {
+		n->state = MAP_GONE;
+		n->unlinking = true;
+		while (n->map_readers)
+			pthread_cond_wait(&n->map_cond, &n->map_lock);
+		if (n->map_opens)
+			fs_mapping_freeze_locked(n, m);
+		n->mapping = NULL;
+		n->unlinking = false;
+		pthread_cond_broadcast(&n->map_cond);
+		mine = true;
+	}
+	pthread_mutex_unlock(&n->map_lock);
+	if (mine)
+		vmmfs_vmm_unmap(h->as->vmm, m);
+	fs_gate_leave(fs);
+	return r;
+}
+
 /* The first flush with data (or the release) makes the mapping. Returns
  * the result every later flush repeats. */
 static int writer_commit(struct vmmfs_fs *fs, struct fs_handle *h, bool releasing)
@@ -543,10 +600,9 @@ static int writer_commit(struct vmmfs_fs *fs, struct fs_handle *h, bool releasin
 	}
 	/* m is ours until the node shows it: rm may take it right after */
 	vmmfs_mapping_get_info(m, &mi);
-	pthread_mutex_lock(&n->map_lock);
-	n->mapping = m;
-	n->state = MAP_LIVE;
-	pthread_mutex_unlock(&n->map_lock);
+	r = writer_live(fs, h, m);
+	if (r)
+		goto fail;
 	/* the kernel still has the attributes of the file being written (its
 	 * size): drop them, the next stat gets the description's */
 	if (fs->se)
@@ -765,8 +821,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		return;
 	}
 	pthread_mutex_lock(&fs->lock);
-	dir->nlookup++;
-	dir->refs++;
+	dir->nlookup++; /* fs_as_create gave a reference: dir is there */
 	pthread_mutex_unlock(&fs->lock);
 	reply_entry(req, fs, dir);
 	node_put(fs, dir);
@@ -777,7 +832,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct vmmfs_fs *fs = fs_of(req);
 	struct vmmfs_vmm *dead = NULL;
 	struct fs_node *p, *n;
-	uint64_t nmaps = 0;
+	uint64_t nmaps = 0, seq = 0;
+	char path[FS_MAX_NAME + 8];
 	int r = 0;
 
 	pthread_mutex_lock(&fs->lock);
@@ -789,11 +845,15 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		r = -EPERM;
 	else if ((nmaps = n->as->nmaps))
 		r = -ENOTEMPTY;
-	else
+	else if (!(r = fs_state_vas_remove_locked(fs, name, &seq)))
 		dead = fs_as_remove_locked(fs, n->as);
 	pthread_mutex_unlock(&fs->lock);
 	if (dead)
 		vmmfs_vmm_destroy(dead);
+	if (!r && seq) {
+		snprintf(path, sizeof(path), "vas/%s", name);
+		r = fs_state_sync(fs, seq, path, "removed, but may be back after a restart");
+	}
 	if (r == -ENOTEMPTY)
 		vmmfs_log(VMMFS_LOG_ERROR, "vas/%s: not removed: %llu mappings left in maps/ "
 			  "(rm them first) (ENOTEMPTY)", name, (unsigned long long)nmaps);
@@ -809,6 +869,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_as *as = NULL;
 	struct fs_node *p, *n = NULL;
 	char path[512] = "";
+	uint64_t seq = 0;
 	int r = 0;
 
 	pthread_mutex_lock(&fs->lock);
@@ -825,8 +886,9 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	pthread_mutex_lock(&n->map_lock);
 	if (n->state == MAP_WRITING) {
 		r = -EBUSY; /* its writer has not closed it */
-	} else if (n->state == MAP_LIVE) {
-		/* no new reader of the mapping from here on */
+	} else if (n->state == MAP_LIVE && !(r = fs_state_map_remove_locked(fs, n, &seq))) {
+		/* recorded (--state) before the unmap frees anything; no new
+		 * reader of the mapping from here on */
 		n->state = MAP_GONE;
 		n->unlinking = true;
 	}
@@ -841,6 +903,9 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	n->refs++; /* until the mapping is off it */
 	fs_node_unlink(fs, n);
 	pthread_mutex_unlock(&fs->lock);
+
+	/* durable before the mapping goes: a crash now finds it gone */
+	r = fs_state_sync(fs, seq, path, "removed, but may be back after a restart");
 
 	/* Readers of the description that wait for their reader let go of
 	 * the mapping; open files keep a copy of the description (rm of an
@@ -860,6 +925,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	node_put(fs, n);
 
 	if (m && as) {
+		int e = r;
+
 		r = vmmfs_vmm_unmap(as->vmm, m);
 		if (r)
 			vmmfs_log(VMMFS_LOG_ERROR, "%s: unmapped, but the hardware did not confirm: "
@@ -867,7 +934,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 				  fs_errno_name(r));
 		else
 			vmmfs_log(VMMFS_LOG_INFO, "%s: unmapped", path);
-		r = 0; /* the file and the mapping are gone all the same */
+		r = e; /* the file and the mapping are gone all the same */
 	}
 	fs_gate_leave(fs);
 	if (as)
@@ -893,6 +960,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct vmmfs_fs *fs = fs_of(req);
 	struct fs_node *p, *np, *n, *dst;
 	char from[512] = "", to[512] = "";
+	uint64_t seq = 0;
+	char *dup;
 	int r;
 
 	if (flags & RENAME_EXCHANGE) {
@@ -925,16 +994,27 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			goto out_unlock; /* same name */
 		if (dst) {
 			r = -EEXIST; /* never replaces a mapping: rm it first */
+		} else if (!(dup = strdup(newname))) {
+			r = -ENOMEM;
 		} else {
+			/* recorded, then renamed: nothing can fail in between */
 			fs_node_path(n, from, sizeof(from));
-			r = fs_node_rename(fs, n, np, newname);
-			fs_node_path(n, to, sizeof(to));
+			r = fs_state_rename_locked(fs, n, newname, &seq);
+			if (r) {
+				free(dup);
+				from[0] = '\0';
+			} else {
+				fs_node_rename_take(fs, n, dup);
+				fs_node_path(n, to, sizeof(to));
+			}
 		}
 	}
 out_unlock:
 	pthread_mutex_unlock(&fs->lock);
 	if (!r && from[0])
 		vmmfs_log(VMMFS_LOG_INFO, "%s: renamed to %s", from, to);
+	if (!r)
+		r = fs_state_sync(fs, seq, to, "renamed, but may have its old name after a restart");
 	fuse_reply_err(req, -r);
 }
 
@@ -1476,6 +1556,13 @@ bool fs_request_is_slow(struct vmmfs_fs *fs, const void *req, size_t len)
 	switch (in->opcode) {
 	case FUSE_RMDIR:
 		return true; /* destroys an address space */
+	case FUSE_MKDIR:
+	case FUSE_UNLINK:
+	case FUSE_RENAME:
+	case FUSE_RENAME2:
+		/* with --state, they wait for the journal's fdatasync, which
+		 * the records of others can share */
+		return fs->jnl != NULL;
 	case FUSE_READ:
 	case FUSE_WRITE:
 	case FUSE_FLUSH:
@@ -1506,7 +1593,8 @@ bool fs_request_is_slow(struct vmmfs_fs *fs, const void *req, size_t len)
 		if (in->opcode == FUSE_FLUSH || in->opcode == FUSE_RELEASE) {
 			pthread_mutex_lock(&h->lock);
 			slow = !h->done && (h->mf.npages > SLOW_PAGES ||
-					    h->mf.alloc_bytes > SLOW_PAGES * VMMFS_PAGE_SIZE);
+					    h->mf.alloc_bytes > SLOW_PAGES * VMMFS_PAGE_SIZE ||
+					    fs->jnl); /* the commit waits for a sync */
 			pthread_mutex_unlock(&h->lock);
 		}
 		break;

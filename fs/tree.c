@@ -5,6 +5,7 @@
  * and lifetimes.
  */
 #include "vmmfs_fs.h"
+#include "journal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -244,12 +245,17 @@ int fs_node_rename(struct vmmfs_fs *fs, struct fs_node *n, struct fs_node *newpa
 		return -ENOMEM;
 	if (newparent != n->parent)
 		return free(name), -EXDEV;
+	fs_node_rename_take(fs, n, name);
+	return 0;
+}
+
+void fs_node_rename_take(struct vmmfs_fs *fs, struct fs_node *n, char *name)
+{
 	name_remove(fs, n);
 	free(n->name);
 	n->name = name;
 	name_insert(fs, n);
 	clock_gettime(CLOCK_REALTIME, &n->ctime);
-	return 0;
 }
 
 static void as_free(struct fs_as *as)
@@ -346,9 +352,10 @@ int fs_as_create(struct vmmfs_fs *fs, const char *name, uid_t uid, gid_t gid,
 		{ "mem", N_AS_MEM, S_IFREG | 0600 },
 		{ "stats", N_AS_STATS, S_IFREG | 0444 },
 	};
-	struct vmmfs_vmm *vmm = NULL;
+	struct vmmfs_vmm *vmm = NULL, *dead = NULL;
 	struct fs_node *dir, *n;
 	struct fs_as *as;
+	uint64_t seq = 0, pdb;
 	size_t i;
 	int r;
 
@@ -406,12 +413,40 @@ int fs_as_create(struct vmmfs_fs *fs, const char *name, uid_t uid, gid_t gid,
 		if (files[i].kind == N_AS_MAPS)
 			as->maps = n;
 	}
+	/* recorded once nothing can fail any more */
+	r = fs_state_vas_create_locked(fs, name, &seq);
+	if (r)
+		goto err_remove;
 	fs->nvas++;
+	pdb = vmmfs_vmm_pdb(vmm);
+	dir->refs++; /* keeps dir, and as, while we wait for the journal */
 	pthread_mutex_unlock(&fs->lock);
-	if (dirp)
-		*dirp = dir;
 	vmmfs_log(VMMFS_LOG_INFO, "vas/%s: address space created, root page directory at 0x%llx",
-		  name, (unsigned long long)vmmfs_vmm_pdb(vmm));
+		  name, (unsigned long long)pdb);
+	if (seq) {
+		char path[FS_MAX_NAME + 8];
+
+		snprintf(path, sizeof(path), "vas/%s", name);
+		r = fs_state_sync(fs, seq, path, "not created");
+	}
+	pthread_mutex_lock(&fs->lock);
+	if (r && !as->removed && !as->nmaps) {
+		/* The journal broke and refuses every change from now on. An
+		 * empty address space goes again; one that already got a
+		 * mapping file (which cannot be mapped now) stays. */
+		dead = fs_as_remove_locked(fs, as);
+	}
+	if (r || !dirp) {
+		dir->refs--;
+		fs_node_maybe_free(fs, dir); /* if it went meanwhile */
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (dead)
+		vmmfs_vmm_destroy(dead);
+	if (r)
+		return r;
+	if (dirp)
+		*dirp = dir; /* with the reference taken above */
 	return 0;
 
 err_remove:
@@ -456,7 +491,8 @@ struct vmmfs_vmm *fs_as_remove_locked(struct vmmfs_fs *fs, struct fs_as *as)
 
 /* ---- the fixed tree -------------------------------------------------- */
 
-int fs_init(struct vmmfs_fs *fs, struct vmmfs_gpu *gpu)
+int fs_init(struct vmmfs_fs *fs, struct vmmfs_gpu *gpu, struct vmmfs_journal *jnl,
+	    char *err, size_t errlen)
 {
 	struct fs_node *root, *gpud, *vram, *n;
 	unsigned int i;
@@ -503,8 +539,20 @@ int fs_init(struct vmmfs_fs *fs, struct vmmfs_gpu *gpu)
 		goto err_unlock;
 	pthread_mutex_unlock(&fs->lock);
 
+	if (jnl) {
+		/* rebuilt without recording it again; then recording starts */
+		r = fs_state_restore(fs, jnl, err, errlen);
+		if (r) {
+			fs_fini(fs);
+			return r;
+		}
+		fs->jnl = jnl;
+		if (!vmmfs_journal_fresh(jnl))
+			return 0;
+	}
 	r = fs_as_create(fs, "0", fs->uid, fs->gid, NULL);
 	if (r) {
+		snprintf(err, errlen, "cannot create the address space vas/0: %s", strerror(-r));
 		fs_fini(fs);
 		return r;
 	}
@@ -513,6 +561,7 @@ int fs_init(struct vmmfs_fs *fs, struct vmmfs_gpu *gpu)
 err_unlock:
 	pthread_mutex_unlock(&fs->lock);
 err_nomem:
+	snprintf(err, errlen, "out of memory");
 	fs_fini(fs);
 	return -ENOMEM;
 }

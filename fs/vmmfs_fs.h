@@ -16,6 +16,9 @@
  *                file may arrive on different threads).
  *   fs->gate_lock, then a stream's lock: see "Streams" below.
  * VMM calls run without fs->lock; the VMM has its own locking.
+ * With --state, a change is appended to the journal (a write(2), never an
+ * fsync) under fs->lock, at the moment the tree changes, so records follow
+ * the tree's order; the fdatasync follows without any fs lock (state.c).
  *
  * Streams (text.c): pagetable and mapping files are not built whole. A
  * producer (the reader's own thread for the first piece, then a thread of
@@ -152,6 +155,8 @@ struct text {
 };
 
 struct fs_handle;
+struct vmmfs_journal;
+struct vmmfs_journal_map;
 
 struct vmmfs_fs {
 	pthread_mutex_t lock;
@@ -181,10 +186,16 @@ struct vmmfs_fs {
 	pthread_mutex_t gate_lock;
 	unsigned int gate_waiters; /* operations about to use a VMM or a mapping */
 	struct fs_stream *streams; /* every open stream */
+
+	struct vmmfs_journal *jnl; /* --state, else NULL; not owned */
 };
 
 /* ---- tree.c ---------------------------------------------------------- */
-int fs_init(struct vmmfs_fs *fs, struct vmmfs_gpu *gpu);
+/* Builds the tree. With a journal (--state), restores what it holds (err
+ * says why not) and records changes in it from then on; a fresh journal,
+ * like no journal, starts with the address space "0". */
+int fs_init(struct vmmfs_fs *fs, struct vmmfs_gpu *gpu, struct vmmfs_journal *jnl,
+	    char *err, size_t errlen);
 /* Destroys every address space (unmapping what is mapped) and frees the
  * tree. The GPU stays open. */
 void fs_fini(struct vmmfs_fs *fs);
@@ -197,13 +208,16 @@ struct fs_node *fs_node_new(struct vmmfs_fs *fs, struct fs_node *parent, const c
 void fs_node_unlink(struct vmmfs_fs *fs, struct fs_node *n);
 int fs_node_rename(struct vmmfs_fs *fs, struct fs_node *n, struct fs_node *newparent,
 		   const char *newname);
+/* Same parent, name already allocated (taken over): cannot fail. */
+void fs_node_rename_take(struct vmmfs_fs *fs, struct fs_node *n, char *name);
 /* Frees n if nothing holds it any more. */
 void fs_node_maybe_free(struct vmmfs_fs *fs, struct fs_node *n);
 /* "vas/NAME/maps/FILE" into buf. */
 void fs_node_path(const struct fs_node *n, char *buf, size_t len);
 bool fs_node_is_dir(const struct fs_node *n);
 
-/* Address spaces. fs_as_create takes fs->lock itself. */
+/* Address spaces. fs_as_create takes fs->lock itself; *dir (if asked)
+ * comes with a reference (refs) for the caller to drop. */
 int fs_as_create(struct vmmfs_fs *fs, const char *name, uid_t uid, gid_t gid,
 		 struct fs_node **dir);
 /* Under fs->lock: marks it removed and takes its nodes out of the tree.
@@ -277,6 +291,30 @@ const char *text_page_size(uint64_t bytes); /* "4K", "64K", "2M", "512M", ... */
 int fs_generate(struct vmmfs_fs *fs, struct fs_node *n, struct text *t);
 int text_translate(struct text *t, struct vmmfs_fs *fs, struct vmmfs_vmm *vmm, uint64_t va);
 void text_readme(struct text *t, const struct vmmfs_fs *fs);
+
+/* ---- state.c --------------------------------------------------------- *
+ * The state journal (--state). Each _locked function runs under fs->lock
+ * at the moment the tree changes, records the change (nothing without a
+ * journal: *seq = 0) and returns 0 or -EIO with a log line; fs_state_sync
+ * then makes it durable (without fs->lock) before the operation answers. */
+void fs_state_ident(const struct vmmfs_gpu_info *info, char *buf, size_t len);
+int fs_state_restore(struct vmmfs_fs *fs, struct vmmfs_journal *j, char *err, size_t errlen);
+int fs_state_vas_create_locked(struct vmmfs_fs *fs, const char *vas, uint64_t *seq);
+int fs_state_vas_remove_locked(struct vmmfs_fs *fs, const char *vas, uint64_t *seq);
+/* An address space or a live mapping file (one being written: nothing). */
+int fs_state_rename_locked(struct vmmfs_fs *fs, struct fs_node *n, const char *newname,
+			   uint64_t *seq);
+/* n live, its map_lock held. */
+int fs_state_map_remove_locked(struct vmmfs_fs *fs, struct fs_node *n, uint64_t *seq);
+/* The journal's view of m (runs allocated; nothing without a journal):
+ * 0 or -ENOMEM. Without locks, before fs_state_map_add_locked. */
+int fs_state_map_describe(struct vmmfs_fs *fs, const struct vmmfs_mapping *m,
+			  struct vmmfs_journal_map *jm);
+void fs_state_map_describe_free(struct vmmfs_journal_map *jm);
+int fs_state_map_add_locked(struct vmmfs_fs *fs, struct fs_node *n, struct vmmfs_journal_map *jm,
+			    uint64_t *seq);
+/* 0, or -EIO with a log line "PATH: WHAT: the state journal ...". */
+int fs_state_sync(struct vmmfs_fs *fs, uint64_t seq, const char *path, const char *what);
 
 /* ---- ops.c ----------------------------------------------------------- */
 extern const struct fuse_lowlevel_ops vmmfs_oper;

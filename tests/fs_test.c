@@ -2125,7 +2125,7 @@ static void test_command_line(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "vmmfs " VMMFS_VERSION_STRING));
 	free(out);
 	VT_EQ_INT(run_daemon("--state=/tmp/x /tmp", &out), 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "not supported yet"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "needs the simulated GPU with --vram-file"));
 	free(out);
 	VT_EQ_INT(run_daemon("--device=0000:65:00.0 /tmp", &out), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "needs --vram-range=START-END"));
@@ -2144,7 +2144,7 @@ static void test_command_line(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "do not apply"));
 	free(out);
 	VT_EQ_INT(run_daemon("-o state=/tmp/x /tmp", &out), 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "not supported yet"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "needs the simulated GPU with --vram-file"));
 	free(out);
 	VT_EQ_INT(run_daemon("--vram-size=lots /tmp", &out), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "--vram-size=lots"));
