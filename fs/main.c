@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <linux/fuse.h>
 
 struct options {
 	char *sim;          /* --sim=CHIP */
@@ -232,23 +234,62 @@ static void free_options(struct options *o)
 		free(o->nonopt[i]);
 }
 
+/* ---- names the kernel caches ------------------------------------------
+ *
+ * The notification FUSE_NOTIFY_INC_EPOCH (FUSE protocol 7.44, Linux 6.16)
+ * makes the kernel look up again, at its next use, every name it cached
+ * before. It locks nothing in the kernel, so a request handler may send it
+ * (unlike FUSE_NOTIFY_INVAL_ENTRY, which waits for the directory's lock
+ * that a process waiting for this daemon may hold). The <linux/fuse.h>
+ * that libfuse is built against may predate it: its code is spelled out
+ * here. A kernel that does not know it refuses it, which the probe at
+ * mount sees.
+ */
+#define NOTIFY_INC_EPOCH 8
+
+static int notify_inc_epoch(struct fuse_session *se)
+{
+	struct fuse_out_header oh = { .len = sizeof(oh), .error = NOTIFY_INC_EPOCH };
+	ssize_t w = write(fuse_session_fd(se), &oh, sizeof(oh));
+
+	return w == (ssize_t)sizeof(oh) ? 0 : w < 0 ? -errno : -EIO;
+}
+
+void fs_forget_names(struct vmmfs_fs *fs)
+{
+	int r;
+
+	if (!fs->names_revocable || !fs->se)
+		return;
+	r = notify_inc_epoch(fs->se);
+	if (r && r != -ENODEV && r != -ENOTCONN) /* not: being unmounted */
+		vmmfs_log(VMMFS_LOG_ERROR, "the kernel may show a mapping file that failed to map "
+			  "for up to a minute more: telling it to forget names failed: %s",
+			  strerror(-r));
+}
+
 /* ---- the request loop ------------------------------------------------
  *
  * One thread receives every request and handles it at once unless it may
  * take long or wait (reads of streams, mem and vram/raw, writes to those,
  * commits and removals of big mappings, rmdir: fs_request_is_slow): those
- * go, copied, to a pool of worker threads. Small operations, a dozen
- * requests each, so never wake a second thread: on a loaded machine a
+ * go to a pool of worker threads, copied, or when big (a write of up to
+ * 1 MiB to mem or vram/raw) in the receive buffer itself, the loop going
+ * on in a spare buffer (or a new one from libfuse). Small operations, a
+ * few requests each, so never wake a second thread: on a loaded machine a
  * wake-up per request costs more than the request. Nothing a worker waits
  * for needs the receiving thread to be free: stream producers let go of
  * what they hold when anyone else needs it (fs_gate_enter).
  */
 
 #define LOOP_MAX_WORKERS 16
+#define LOOP_HANDOVER_MIN (64u << 10) /* requests handed over without a copy */
+#define LOOP_MAX_SPARES 4            /* receive buffers kept for reuse */
 
 struct loop_job {
 	struct loop_job *next;
 	struct fuse_buf buf;
+	bool handed_over;            /* buf.mem is a receive buffer */
 };
 
 struct loop {
@@ -262,6 +303,8 @@ struct loop {
 	bool exiting;
 	pthread_t threads[LOOP_MAX_WORKERS];
 	unsigned int nthreads;
+	void *spares[LOOP_MAX_SPARES]; /* receive buffers handed back by workers */
+	unsigned int nspares;
 };
 
 static void *loop_worker(void *arg)
@@ -287,14 +330,24 @@ static void *loop_worker(void *arg)
 		if (!j)
 			return NULL;
 		fuse_session_process_buf(l->se, &j->buf);
+		if (j->handed_over) {
+			pthread_mutex_lock(&l->lock);
+			if (l->nspares < LOOP_MAX_SPARES) {
+				l->spares[l->nspares++] = j->buf.mem;
+				j->buf.mem = NULL;
+			}
+			pthread_mutex_unlock(&l->lock);
+		}
 		free(j->buf.mem);
 		free(j);
 	}
 }
 
-/* Hands a copy of the request to a worker. False if that cannot be done
- * (no memory, no thread): the caller handles it itself. */
-static bool loop_dispatch(struct loop *l, const struct fuse_buf *buf, size_t size)
+/* Hands the request to a worker: a copy, or buf->mem itself when big (buf
+ * then gets a spare buffer, or NULL for libfuse to allocate one). False if
+ * that cannot be done (no memory, no thread): the caller handles it itself,
+ * in buf as it was. */
+static bool loop_dispatch(struct loop *l, struct fuse_buf *buf, size_t size)
 {
 	struct loop_job *j = malloc(sizeof(*j));
 	bool ok = true;
@@ -303,12 +356,17 @@ static bool loop_dispatch(struct loop *l, const struct fuse_buf *buf, size_t siz
 		return false;
 	memset(j, 0, sizeof(*j));
 	j->buf.size = size;
-	j->buf.mem = malloc(size);
-	if (!j->buf.mem) {
-		free(j);
-		return false;
+	if (size >= LOOP_HANDOVER_MIN) {
+		j->buf.mem = buf->mem;
+		j->handed_over = true;
+	} else {
+		j->buf.mem = malloc(size);
+		if (!j->buf.mem) {
+			free(j);
+			return false;
+		}
+		memcpy(j->buf.mem, buf->mem, size);
 	}
-	memcpy(j->buf.mem, buf->mem, size);
 	pthread_mutex_lock(&l->lock);
 	/* a worker for every job waiting, up to the limit */
 	if (l->queued + 1 > l->idle) {
@@ -325,11 +383,14 @@ static bool loop_dispatch(struct loop *l, const struct fuse_buf *buf, size_t siz
 			l->head = j;
 		l->tail = j;
 		l->queued++;
+		if (j->handed_over)
+			buf->mem = l->nspares ? l->spares[--l->nspares] : NULL;
 		pthread_cond_signal(&l->cond);
 	}
 	pthread_mutex_unlock(&l->lock);
 	if (!ok) {
-		free(j->buf.mem);
+		if (!j->handed_over)
+			free(j->buf.mem);
 		free(j);
 	}
 	return ok;
@@ -367,6 +428,8 @@ static int loop_run(struct fuse_session *se, struct vmmfs_fs *fs)
 	pthread_mutex_unlock(&l.lock);
 	for (i = 0; i < l.nthreads; i++)
 		pthread_join(l.threads[i], NULL);
+	for (i = 0; i < l.nspares; i++)
+		free(l.spares[i]);
 	pthread_cond_destroy(&l.cond);
 	pthread_mutex_destroy(&l.lock);
 	fuse_session_reset(se);
@@ -471,6 +534,8 @@ int main(int argc, char **argv)
 		goto out_session;
 	if (fuse_session_mount(se, cmd.mountpoint))
 		goto out_signals;
+	/* nothing is cached yet: this only asks whether the kernel knows it */
+	fs.names_revocable = notify_inc_epoch(se) == 0;
 	vmmfs_log(VMMFS_LOG_INFO, "mounted %s (%s, %s) on %s", fs.info->chipset, fs.info->arch,
 		  fs.info->backend, cmd.mountpoint);
 	fuse_daemonize(cmd.foreground);

@@ -19,11 +19,14 @@
  *
  * What the kernel may cache (the fewer requests, the faster small
  * operations are; but every open shows the current state):
- *   names: every entry, also "no such name", for CACHE_TIMEOUT, except a
- *     mapping file still being written (its map may fail and take the
- *     name away without the kernel knowing): it is looked up again. Every
- *     other name appears and goes only through the kernel (create, mkdir,
- *     rename, unlink, rmdir), which updates its cache itself.
+ *   names: every entry, also "no such name", for CACHE_TIMEOUT. Names
+ *     appear and go through the kernel (create, mkdir, rename, unlink,
+ *     rmdir), which updates its cache itself, but for one: a mapping file
+ *     whose map fails goes by itself. Where the kernel can be told to
+ *     look every name up again (fs->names_revocable), the failed map does
+ *     that before close returns (fs_forget_names), and the name of a file
+ *     being written is cached like any other (rm needs no lookup then);
+ *     elsewhere such a name is looked up again at each use.
  *   attributes: for CACHE_TIMEOUT where they never change (directories,
  *     README, gpu/, pdb, mem, vram/raw, pagetable with its size 0, a
  *     mapped mapping file with the exact size of its description); never
@@ -231,12 +234,12 @@ static bool node_stat(struct vmmfs_fs *fs, struct fs_node *n, struct fs_handle *
 }
 
 /* Names that can vanish without the kernel seeing it: a mapping file being
- * written (its map may fail). */
-static double entry_timeout(struct fs_node *n)
+ * written (its map may fail), unless the kernel can be made to forget it. */
+static double entry_timeout(struct vmmfs_fs *fs, struct fs_node *n)
 {
 	bool live = true;
 
-	if (n->kind == N_MAPFILE) {
+	if (n->kind == N_MAPFILE && !fs->names_revocable) {
 		pthread_mutex_lock(&n->map_lock);
 		live = n->state == MAP_LIVE;
 		pthread_mutex_unlock(&n->map_lock);
@@ -254,7 +257,7 @@ static void reply_entry(fuse_req_t req, struct vmmfs_fs *fs, struct fs_node *n)
 	e.ino = n->ino;
 	cache = node_stat(fs, n, NULL, false, &e.attr);
 	e.attr_timeout = cache ? CACHE_TIMEOUT : 0.0;
-	e.entry_timeout = entry_timeout(n);
+	e.entry_timeout = entry_timeout(fs, n);
 	if (fuse_reply_entry(req, &e)) {
 		/* the kernel never got it: undo its lookup */
 		pthread_mutex_lock(&fs->lock);
@@ -439,20 +442,26 @@ static const char *map_cause(int r)
 	}
 }
 
-/* Takes a mapping file that will not become a mapping out of the tree. */
-static void writer_drop(struct vmmfs_fs *fs, struct fs_handle *h)
+/* Takes a mapping file that will not become a mapping out of the tree;
+ * shown: the kernel has its name, which it must forget before the close
+ * that failed returns. */
+static void writer_drop(struct vmmfs_fs *fs, struct fs_handle *h, bool shown)
 {
 	struct fs_node *n = h->node;
+	bool was_hashed;
 
 	pthread_mutex_lock(&fs->lock);
 	pthread_mutex_lock(&n->map_lock);
 	n->state = MAP_GONE;
 	pthread_mutex_unlock(&n->map_lock);
-	if (n->hashed) {
+	was_hashed = n->hashed;
+	if (was_hashed) {
 		n->as->nmaps--;
 		fs_node_unlink(fs, n);
 	}
 	pthread_mutex_unlock(&fs->lock);
+	if (was_hashed && shown)
+		fs_forget_names(fs);
 }
 
 /* Makes the mapping the parser describes. The parsed runs are freed first
@@ -580,7 +589,7 @@ static int writer_commit(struct vmmfs_fs *fs, struct fs_handle *h, bool releasin
 		 * never got data (touch) leaves nothing. */
 		if (!releasing)
 			goto out_ok;
-		writer_drop(fs, h);
+		writer_drop(fs, h, true);
 		h->done = true;
 		h->result = 0;
 		goto out_ok;
@@ -603,10 +612,8 @@ static int writer_commit(struct vmmfs_fs *fs, struct fs_handle *h, bool releasin
 	r = writer_live(fs, h, m);
 	if (r)
 		goto fail;
-	/* the kernel still has the attributes of the file being written (its
-	 * size): drop them, the next stat gets the description's */
-	if (fs->se)
-		fuse_lowlevel_notify_inval_inode(fs->se, n->ino, -1, 0);
+	/* no need to tell the kernel that the size changed: its writes made it
+	 * forget the size (op_create) */
 	vmmfs_log(VMMFS_LOG_INFO, "%s: mapped %llu pages at 0x%llx-0x%llx %s",
 		  path, (unsigned long long)mi.npages, (unsigned long long)mi.va,
 		  (unsigned long long)(mi.va + mi.size - 1), mi.read_only ? "ro" : "rw");
@@ -616,7 +623,7 @@ static int writer_commit(struct vmmfs_fs *fs, struct fs_handle *h, bool releasin
 	goto out;
 
 fail:
-	writer_drop(fs, h);
+	writer_drop(fs, h, true);
 	h->done = true;
 	h->result = r;
 	vmmfs_mapfile_fini(&h->mf);
@@ -1090,7 +1097,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	h = handle_new(fs, FH_WRITER, n);
 	if (!h) {
 		struct fs_handle tmp = { .node = n, .as = p->as };
-		writer_drop(fs, &tmp);
+		writer_drop(fs, &tmp, false);
 		fs_as_put(fs, p->as);
 		pthread_mutex_lock(&fs->lock);
 		n->nlookup--;
@@ -1103,21 +1110,23 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	pthread_mutex_init(&h->lock, NULL);
 	vmmfs_mapfile_init(&h->mf, fs->vram_pages, fs->va_size);
 
-	/* The name is looked up again each time until the map is made (it
-	 * goes if the map fails); the attributes are the kernel's to keep
-	 * while it is written (it tracks the size of its writes), and the
-	 * commit invalidates them. */
+	/* The name is cached if a failed map can take it back from the kernel
+	 * (writer_drop), else looked up again each time until the map is made.
+	 * The attributes are the kernel's to keep while it is written (kept
+	 * only here: getattr of a file being written says not to): every write
+	 * makes the kernel forget the size it had, so after the first one, which
+	 * any commit needs, a stat asks again and gets the description's. */
 	memset(&e, 0, sizeof(e));
 	e.ino = n->ino;
 	e.attr_timeout = CACHE_TIMEOUT;
-	e.entry_timeout = 0.0;
+	e.entry_timeout = fs->names_revocable ? CACHE_TIMEOUT : 0.0;
 	node_stat(fs, n, NULL, false, &e.attr);
 	set_fh(fi, h);
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	if (fuse_reply_create(req, &e, fi)) {
 		/* the kernel never got it: no release will come */
-		writer_drop(fs, h);
+		writer_drop(fs, h, false);
 		pthread_mutex_lock(&fs->lock);
 		n->nlookup--;
 		pthread_mutex_unlock(&fs->lock);
@@ -1204,6 +1213,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* never cached but a description: every open shows the current state */
 	fi->direct_io = !cached;
 	fi->keep_cache = cached;
+	/* close has nothing to wait for (writes were made at write): no flush
+	 * request */
+	fi->noflush = 1;
 	if (fuse_reply_open(req, fi))
 		handle_close(fs, h);
 	node_put(fs, n);
@@ -1362,6 +1374,8 @@ static void do_write(fuse_req_t req, struct vmmfs_fs *fs, struct fs_handle *h, c
 	case FH_MEM:
 		end = h->kind == FH_RAW ? fs->info->vram_size : fs->va_size;
 		if ((uint64_t)off >= end) {
+			if (size) /* beyond the end of the file */
+				log_io_error(fs, h, "write", off, EFBIG);
 			fuse_reply_err(req, size ? EFBIG : 0);
 			return;
 		}
@@ -1613,7 +1627,7 @@ void fs_handles_free(struct vmmfs_fs *fs)
 			/* the writer never closed: nothing is mapped for it */
 			pthread_mutex_lock(&h->lock);
 			if (!h->done) {
-				writer_drop(fs, h);
+				writer_drop(fs, h, false);
 				h->done = true;
 			}
 			pthread_mutex_unlock(&h->lock);

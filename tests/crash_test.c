@@ -31,6 +31,7 @@
  * unmounted on the way out.
  */
 #include "helper.h"
+#include "fs_helper.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -64,109 +65,7 @@
 #define LIVE_PER_W 24
 #define NAMELEN 32
 
-/* ---- small helpers --------------------------------------------------- */
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(unsigned int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static char *slurp(const char *path, size_t *lenp)
-{
-	size_t len = 0, cap = 4096;
-	char *buf = malloc(cap + 1);
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	if (fd < 0 || !buf) {
-		int e = errno;
-		free(buf);
-		if (fd >= 0)
-			close(fd);
-		errno = e;
-		return NULL;
-	}
-	for (;;) {
-		if (len == cap) {
-			char *b = realloc(buf, cap * 2 + 1);
-			if (!b)
-				break;
-			buf = b;
-			cap *= 2;
-		}
-		n = read(fd, buf + len, cap - len);
-		if (n < 0) {
-			int e = errno;
-			free(buf);
-			close(fd);
-			errno = e;
-			return NULL;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	buf[len] = '\0';
-	if (lenp)
-		*lenp = len;
-	return buf;
-}
-
-static bool kv_u64(const char *text, const char *key, uint64_t *v)
-{
-	size_t kl = strlen(key);
-	const char *p = text;
-
-	while (p && *p) {
-		if (!strncmp(p, key, kl) && (p[kl] == ' ' || p[kl] == '\t')) {
-			*v = strtoull(p + kl, NULL, 0);
-			return true;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	return false;
-}
-
-static bool kv_str(const char *text, const char *key, char *out, size_t outlen)
-{
-	size_t kl = strlen(key);
-	const char *p = text;
-
-	while (p && *p) {
-		if (!strncmp(p, key, kl) && p[kl] == ' ') {
-			const char *v = p + kl, *e;
-			while (*v == ' ')
-				v++;
-			e = strchr(v, '\n');
-			snprintf(out, outlen, "%.*s", (int)(e ? e - v : (long)strlen(v)), v);
-			return true;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	return false;
-}
-
-static bool exists(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0;
-}
+/* ---- small helpers (the shared ones are in fs_helper.h) --------------- */
 
 /* A tiny PRNG per process (workers are forked from one state). */
 static uint64_t rng_next(uint64_t *s)
@@ -185,7 +84,7 @@ static uint64_t rng_below(uint64_t *s, uint64_t n)
 	return n ? rng_next(s) % n : 0;
 }
 
-/* ---- the daemon ------------------------------------------------------ */
+/* ---- the daemon (fs_helper.c does the process and mount work) -------- */
 
 struct daemon {
 	char dir[128];        /* holds mnt/, vram, state, stderr files */
@@ -198,41 +97,9 @@ struct daemon {
 
 static struct daemon *live_daemon;
 
-static bool is_mounted(const char *path)
-{
-	char *t = slurp("/proc/self/mounts", NULL), needle[400];
-	bool r;
-
-	snprintf(needle, sizeof(needle), " %s fuse", path);
-	r = t && strstr(t, needle);
-	free(t);
-	return r;
-}
-
-static void unmount(const char *path)
-{
-	char cmd[600];
-
-	if (!is_mounted(path))
-		return;
-	snprintf(cmd, sizeof(cmd), "fusermount3 -u '%s' 2>/dev/null", path);
-	if (system(cmd) != 0 || is_mounted(path)) {
-		snprintf(cmd, sizeof(cmd), "umount -l '%s' 2>/dev/null", path);
-		if (system(cmd) != 0)
-			fprintf(stderr, "  could not unmount %s\n", path);
-	}
-}
-
-/* Shows the daemon's stderr if it holds a sanitizer report; true if clean. */
 static bool stderr_clean(const struct daemon *d)
 {
-	char *t = slurp(d->err, NULL);
-	bool clean = !t || (!strstr(t, "Sanitizer") && !strstr(t, "runtime error"));
-
-	if (!clean)
-		fprintf(stderr, "  vmmfs stderr (%s):\n%s\n", d->err, t);
-	free(t);
-	return clean;
+	return fsh_stderr_clean(d->err);
 }
 
 /* Starts the daemon on d's files. compact: a small compaction threshold,
@@ -241,31 +108,18 @@ static int daemon_spawn(struct daemon *d, bool compact)
 {
 	char sim[48], vs[48], vf[200], st[200];
 	const char *argv[] = { VMMFS_BIN, "-f", sim, vs, vf, st, d->mnt, NULL };
-	int fd;
+	const char *const env[] = {
+		compact ? "VMMFS_STATE_COMPACT_BYTES=8192" : "VMMFS_STATE_COMPACT_BYTES", NULL
+	};
 
 	snprintf(sim, sizeof(sim), "--sim=%s", d->chip);
 	snprintf(vs, sizeof(vs), "--vram-size=%llu", (unsigned long long)VRAM_SIZE);
 	snprintf(vf, sizeof(vf), "--vram-file=%s", d->vram);
 	snprintf(st, sizeof(st), "--state=%s", d->state);
 	snprintf(d->err, sizeof(d->err), "%s/stderr.%d", d->dir, d->runs++);
-	d->pid = fork();
+	d->pid = fsh_spawn(argv, d->err, env);
 	if (d->pid < 0)
 		return -1;
-	if (d->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		fd = open(d->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		if (compact)
-			setenv("VMMFS_STATE_COMPACT_BYTES", "8192", 1);
-		else
-			unsetenv("VMMFS_STATE_COMPACT_BYTES");
-		execv(VMMFS_BIN, (char *const *)argv);
-		_exit(127);
-	}
 	live_daemon = d;
 	return 0;
 }
@@ -273,31 +127,9 @@ static int daemon_spawn(struct daemon *d, bool compact)
 /* Starts the daemon and waits for the mount. */
 static int daemon_start(struct daemon *d, bool compact)
 {
-	double end;
-
 	if (daemon_spawn(d, compact))
 		return -1;
-	end = now() + 60;
-	while (now() < end) {
-		char readme[200];
-		int status;
-
-		snprintf(readme, sizeof(readme), "%s/README", d->mnt);
-		if (is_mounted(d->mnt) && exists(readme))
-			return 0;
-		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-			char *t = slurp(d->err, NULL);
-
-			fprintf(stderr, "  vmmfs exited (status %d) before mounting:\n%s\n",
-				WIFEXITED(status) ? WEXITSTATUS(status) : -1, t ? t : "");
-			free(t);
-			d->pid = 0;
-			return -1;
-		}
-		sleep_ms(20);
-	}
-	fprintf(stderr, "  vmmfs did not mount %s within 60 s\n", d->mnt);
-	return -1;
+	return fsh_wait_mount(d->mnt, &d->pid, d->err, 60);
 }
 
 /* kill -9, then the dead mount goes. */
@@ -310,30 +142,19 @@ static void daemon_kill(struct daemon *d)
 		waitpid(d->pid, &status, 0);
 		d->pid = 0;
 	}
-	unmount(d->mnt);
+	fsh_unmount(d->mnt);
 }
 
 /* Clean unmount; returns the exit status (-1: did not exit, or a signal). */
 static int daemon_stop(struct daemon *d)
 {
-	double end = now() + 60;
-	int status;
+	int st;
 
-	unmount(d->mnt);
-	while (d->pid > 0) {
-		pid_t r = waitpid(d->pid, &status, WNOHANG);
-
-		if (r == d->pid) {
-			d->pid = 0;
-			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-		}
-		if (r < 0 || now() > end) {
-			daemon_kill(d);
-			return -1;
-		}
-		sleep_ms(20);
-	}
-	return -1;
+	fsh_unmount(d->mnt);
+	st = fsh_wait_exit(&d->pid, 60);
+	if (st < 0)
+		fsh_unmount(d->mnt);
+	return st;
 }
 
 static void cleanup(void)
@@ -1519,24 +1340,7 @@ static void test_storm_v3(void)
 /* Runs the daemon to completion; its exit status and output. */
 static int run_daemon(const char *args, char *out, size_t outlen)
 {
-	char cmd[1024];
-	FILE *f;
-	size_t len = 0;
-	int st;
-
-	snprintf(cmd, sizeof(cmd), "%s %s 2>&1", VMMFS_BIN, args);
-	f = popen(cmd, "r");
-	if (!f)
-		return -1;
-	while (len + 1 < outlen) {
-		size_t n = fread(out + len, 1, outlen - 1 - len, f);
-		if (!n)
-			break;
-		len += n;
-	}
-	out[len] = '\0';
-	st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return fsh_run_daemon(args, out, outlen);
 }
 
 /* What the daemon refuses, with a message that says why. */
@@ -1632,32 +1436,9 @@ static void register_tests(void)
 	vt_add_suite("crash", tests);
 }
 
-static int preflight(void)
-{
-	const char *allow = getenv("VMMFS_ALLOW_SKIP_FS");
-	const char *why = NULL;
-
-	if (geteuid() != 0)
-		why = "crash_test mounts vmmfs for real and must run as root";
-	else if (access("/dev/fuse", R_OK | W_OK) != 0)
-		why = "crash_test needs /dev/fuse (modprobe fuse; in a container: --device /dev/fuse)";
-	else if (system("command -v fusermount3 >/dev/null 2>&1") != 0)
-		why = "crash_test needs fusermount3 (apt-get install fuse3)";
-	else if (access(VMMFS_BIN, X_OK) != 0)
-		why = "the daemon " VMMFS_BIN " is not built";
-	if (!why)
-		return 0;
-	if (allow && !strcmp(allow, "1")) {
-		printf("SKIP: %s (VMMFS_ALLOW_SKIP_FS=1)\n", why);
-		return 77;
-	}
-	fprintf(stderr, "FAIL: %s. Set VMMFS_ALLOW_SKIP_FS=1 to skip these tests on purpose.\n", why);
-	return 1;
-}
-
 int main(int argc, char **argv)
 {
-	int r = preflight();
+	int r = fsh_preflight("crash_test");
 
 	if (r)
 		return r;

@@ -9,6 +9,7 @@
  * (fusermount3 -u, then umount -l).
  */
 #include "helper.h"
+#include "fs_helper.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -36,45 +37,10 @@
 #define VRAM_SIZE (1ull << 30)
 #define VRAM_PAGES (VRAM_SIZE >> 12)
 
-struct mnt {
-	char dir[256];      /* temp dir holding the mountpoint and the daemon's stderr */
-	char path[300];     /* the mountpoint */
-	char err[300];      /* daemon stderr */
-	pid_t pid;
-	bool mounted;
-};
-
 static struct mnt main_mnt;
-static struct mnt *active[8];
 static const char *M; /* main_mnt.path */
 
-/* ---- small helpers --------------------------------------------------- */
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(unsigned int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-__attribute__((format(printf, 3, 4)))
-static char *pathf(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-	return buf;
-}
+/* ---- small helpers (the shared ones are in fs_helper.h) --------------- */
 
 /* Path inside the main mount. */
 #define P(...) pathf((char[512]){ 0 }, 512, "%s/" __VA_ARGS__)
@@ -96,104 +62,6 @@ static int run_in(const char *shell, const char *dir, const char *fmt, ...)
 }
 #define sh(...) run_in("/bin/sh", M, __VA_ARGS__)
 
-/* Reads a whole file with read(2); NULL and errno on failure. */
-static char *slurp(const char *path, size_t *lenp)
-{
-	size_t len = 0, cap = 4096;
-	char *buf = malloc(cap + 1);
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	if (fd < 0 || !buf) {
-		int e = errno;
-		free(buf);
-		if (fd >= 0)
-			close(fd);
-		errno = e;
-		return NULL;
-	}
-	for (;;) {
-		if (len == cap) {
-			char *b = realloc(buf, cap * 2 + 1);
-			if (!b)
-				break;
-			buf = b;
-			cap *= 2;
-		}
-		n = read(fd, buf + len, cap - len);
-		if (n < 0) {
-			int e = errno;
-			free(buf);
-			close(fd);
-			errno = e;
-			return NULL;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	buf[len] = '\0';
-	if (lenp)
-		*lenp = len;
-	return buf;
-}
-
-/* The value after "key" at the start of a line, as a number (0x or decimal). */
-static bool kv_u64(const char *text, const char *key, uint64_t *v)
-{
-	size_t kl = strlen(key);
-	const char *p = text;
-
-	while (p && *p) {
-		if (!strncmp(p, key, kl) && (p[kl] == ' ' || p[kl] == '\t')) {
-			*v = strtoull(p + kl, NULL, 0);
-			return true;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	return false;
-}
-
-/* The value after "key" as a string (to the end of the line). */
-static bool kv_str(const char *text, const char *key, char *out, size_t outlen)
-{
-	size_t kl = strlen(key);
-	const char *p = text;
-
-	while (p && *p) {
-		if (!strncmp(p, key, kl) && p[kl] == ' ') {
-			const char *v = p + kl, *e;
-			while (*v == ' ')
-				v++;
-			e = strchr(v, '\n');
-			snprintf(out, outlen, "%.*s", (int)(e ? e - v : (long)strlen(v)), v);
-			return true;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	return false;
-}
-
-static uint64_t file_u64(const char *path, const char *key)
-{
-	char *t = slurp(path, NULL);
-	uint64_t v = UINT64_MAX;
-
-	if (!t)
-		return UINT64_MAX;
-	if (key)
-		kv_u64(t, key, &v);
-	else
-		v = strtoull(t, NULL, 0);
-	free(t);
-	return v;
-}
-
 static bool log_has(const char *needle)
 {
 	char *t = slurp(P("log", M), NULL);
@@ -205,153 +73,11 @@ static bool log_has(const char *needle)
 	return found;
 }
 
-/* Creates path, writes the pieces, closes. Returns 0 or the errno of the
- * first failing step; *stage says which ("open", "write", "close"). */
-static int map_write(const char *path, const char *const *pieces, const char **stage)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644), e;
-
-	*stage = "open";
-	if (fd < 0)
-		return errno;
-	*stage = "write";
-	for (; *pieces; pieces++) {
-		size_t len = strlen(*pieces);
-		if (write(fd, *pieces, len) != (ssize_t)len) {
-			e = errno;
-			close(fd);
-			return e;
-		}
-	}
-	*stage = "close";
-	return close(fd) ? errno : 0;
-}
-
-static int map_text(const char *path, const char *text)
-{
-	const char *pieces[] = { text, NULL }, *stage;
-
-	return map_write(path, pieces, &stage);
-}
-
-static bool exists(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0;
-}
-
-/* ---- mounting -------------------------------------------------------- */
-
-static bool is_mounted(const char *path)
-{
-	char *t = slurp("/proc/self/mounts", NULL), needle[400];
-	bool r;
-
-	snprintf(needle, sizeof(needle), " %s fuse", path);
-	r = t && strstr(t, needle);
-	free(t);
-	return r;
-}
-
-static void mnt_unmount(struct mnt *m)
-{
-	char cmd[600];
-
-	if (!m->path[0] || !is_mounted(m->path))
-		return;
-	snprintf(cmd, sizeof(cmd), "fusermount3 -u '%s' 2>/dev/null", m->path);
-	if (system(cmd) != 0 || is_mounted(m->path)) {
-		snprintf(cmd, sizeof(cmd), "umount -l '%s' 2>/dev/null", m->path);
-		if (system(cmd) != 0)
-			fprintf(stderr, "  could not unmount %s\n", m->path);
-	}
-}
-
-/* Waits for the daemon; returns its exit status, or -1 (killed after
- * timeout_s, or died by a signal). */
-static int mnt_wait(struct mnt *m, double timeout_s)
-{
-	double end = now() + timeout_s;
-	int st;
-
-	if (m->pid <= 0)
-		return -1;
-	for (;;) {
-		pid_t r = waitpid(m->pid, &st, WNOHANG);
-		if (r == m->pid)
-			break;
-		if (r < 0)
-			return -1;
-		if (now() > end) {
-			fprintf(stderr, "  vmmfs (pid %d) did not exit: killing it\n", (int)m->pid);
-			kill(m->pid, SIGKILL);
-			waitpid(m->pid, &st, 0);
-			m->pid = 0;
-			return -1;
-		}
-		sleep_ms(20);
-	}
-	m->pid = 0;
-	if (WIFSIGNALED(st))
-		fprintf(stderr, "  vmmfs died of signal %d\n", WTERMSIG(st));
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* Prints the daemon's stderr if it holds a sanitizer report; returns
- * whether it was clean. */
-static bool mnt_stderr_clean(struct mnt *m)
-{
-	char *t = slurp(m->err, NULL);
-	bool clean = !t || (!strstr(t, "Sanitizer") && !strstr(t, "runtime error"));
-
-	if (!clean)
-		fprintf(stderr, "  vmmfs stderr:\n%s\n", t);
-	free(t);
-	return clean;
-}
-
-/* Unmounts (fusermount3 -u, else umount -l) and returns the daemon's exit
- * status. */
-static int mnt_stop(struct mnt *m)
-{
-	int st;
-	size_t i;
-
-	mnt_unmount(m);
-	st = mnt_wait(m, 30);
-	m->mounted = false;
-	for (i = 0; i < sizeof(active) / sizeof(active[0]); i++)
-		if (active[i] == m)
-			active[i] = NULL;
-	return st;
-}
-
-static void mnt_cleanup(struct mnt *m)
-{
-	char cmd[600];
-	size_t i;
-
-	if (m->mounted || m->pid > 0)
-		mnt_stop(m);
-	for (i = 0; i < sizeof(active) / sizeof(active[0]); i++)
-		if (active[i] == m)
-			active[i] = NULL;
-	if (m->dir[0]) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", m->dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "  could not remove %s\n", m->dir);
-		m->dir[0] = '\0';
-	}
-}
+/* ---- mounting (fs_helper.c) ------------------------------------------ */
 
 static void cleanup_all(void)
 {
-	size_t i;
-
-	for (i = 0; i < sizeof(active) / sizeof(active[0]); i++)
-		if (active[i])
-			mnt_cleanup(active[i]);
+	mnt_cleanup_all();
 	mnt_cleanup(&main_mnt);
 }
 
@@ -362,102 +88,16 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
-/* Starts VMMFS_BIN -f [args] MOUNTPOINT and waits until it is mounted.
- * args is NULL-terminated. Returns 0, or -1 with the daemon's stderr shown. */
-static int mnt_start(struct mnt *m, const char *const *args)
-{
-	const char *argv[32];
-	double end;
-	size_t i, n = 0;
-	int fd;
-
-	memset(m, 0, sizeof(*m));
-	snprintf(m->dir, sizeof(m->dir), "/tmp/vmmfs_fs_test.XXXXXX");
-	if (!mkdtemp(m->dir)) {
-		perror("mkdtemp");
-		m->dir[0] = '\0';
-		return -1;
-	}
-	snprintf(m->path, sizeof(m->path), "%s/mnt", m->dir);
-	snprintf(m->err, sizeof(m->err), "%s/vmmfs.stderr", m->dir);
-	if (mkdir(m->path, 0755)) {
-		perror("mkdir");
-		return -1;
-	}
-	argv[n++] = VMMFS_BIN;
-	argv[n++] = "-f";
-	for (i = 0; args && args[i] && n < 29; i++)
-		argv[n++] = args[i];
-	argv[n++] = m->path;
-	argv[n] = NULL;
-
-	m->pid = fork();
-	if (m->pid < 0)
-		return -1;
-	if (m->pid == 0) {
-		/* if this test dies, the daemon gets SIGTERM and unmounts */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		fd = open(m->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		execv(VMMFS_BIN, (char *const *)argv);
-		perror("exec " VMMFS_BIN);
-		_exit(127);
-	}
-	for (i = 0; i < sizeof(active) / sizeof(active[0]); i++)
-		if (!active[i]) {
-			active[i] = m;
-			break;
-		}
-	m->mounted = true;
-	end = now() + 30;
-	while (now() < end) {
-		int st;
-		if (is_mounted(m->path)) {
-			char readme[400];
-			if (exists(pathf(readme, sizeof(readme), "%s/README", m->path)))
-				return 0;
-		}
-		if (waitpid(m->pid, &st, WNOHANG) == m->pid) {
-			char *t = slurp(m->err, NULL);
-			fprintf(stderr, "  vmmfs exited (status %d) before mounting:\n%s\n",
-				WIFEXITED(st) ? WEXITSTATUS(st) : -1, t ? t : "");
-			free(t);
-			m->pid = 0;
-			m->mounted = false;
-			return -1;
-		}
-		sleep_ms(20);
-	}
-	fprintf(stderr, "  vmmfs did not mount %s within 30 s\n", m->path);
-	return -1;
-}
-
 /* Runs the daemon to completion (options that make it exit); returns its
  * exit status and its output in *out. */
 static int run_daemon(const char *args, char **out)
 {
-	char cmd[1024];
-	FILE *f;
-	size_t len = 0, cap = 8192;
-	int st;
+	const size_t cap = 8192;
 
 	*out = calloc(1, cap);
-	snprintf(cmd, sizeof(cmd), "%s %s 2>&1", VMMFS_BIN, args);
-	f = popen(cmd, "r");
-	if (!f || !*out)
+	if (!*out)
 		return -1;
-	while (len + 1 < cap) {
-		size_t n = fread(*out + len, 1, cap - 1 - len, f);
-		if (!n)
-			break;
-		len += n;
-	}
-	st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return fsh_run_daemon(args, *out, cap);
 }
 
 /* ---- checks used by many tests --------------------------------------- */
@@ -2071,7 +1711,7 @@ static void test_mount_helper(void)
 	CU_ASSERT_FATAL(mkdtemp(m.dir) != NULL);
 	snprintf(m.path, sizeof(m.path), "%s/mnt", m.dir);
 	CU_ASSERT_FATAL(mkdir(m.path, 0755) == 0);
-	active[7] = &m;
+	mnt_track(&m);
 	snprintf(cmd, sizeof(cmd), "mount -t fuse '%s#sim:ad102' '%s' -o vram_size=64M,allow_other "
 		 "2>&1", VMMFS_BIN, m.path);
 	r = system(cmd);
@@ -2085,31 +1725,10 @@ static void test_mount_helper(void)
 	CU_ASSERT_PTR_NOT_NULL(t && strstr(t, "default_permissions") ? t : NULL);
 	CU_ASSERT_PTR_NOT_NULL(t && strstr(t, "allow_other") ? t : NULL);
 	free(t);
-	/* with allow_other, another user reads the information files but
-	 * cannot map, make address spaces, or touch mem and vram/raw */
-	if (system("command -v setpriv >/dev/null 2>&1") != 0) {
-		CU_FAIL("setpriv (util-linux) is missing: cannot check another user's access");
-	} else {
-		const char *as_nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups";
-		CU_ASSERT(chmod(m.dir, 0755) == 0);
-		snprintf(cmd, sizeof(cmd), "cd '%s' && %s cat gpu/chipset vas/0/pagetable stats "
-			 ">/dev/null", m.path, as_nobody);
-		VT_EQ_INT(system(cmd), 0);
-		snprintf(cmd, sizeof(cmd), "cd '%s' && %s sh -c 'echo 0x10 > vas/0/maps/x' 2>/dev/null",
-			 m.path, as_nobody);
-		CU_ASSERT(system(cmd) != 0);
-		snprintf(cmd, sizeof(cmd), "cd '%s' && %s mkdir vas/x 2>/dev/null", m.path, as_nobody);
-		CU_ASSERT(system(cmd) != 0);
-		snprintf(cmd, sizeof(cmd), "cd '%s' && %s cat vas/0/mem 2>/dev/null | head -c1 | wc -c "
-			 "| grep -qx 0 && %s head -c1 vram/raw 2>/dev/null | wc -c | grep -qx 0",
-			 m.path, as_nobody, as_nobody);
-		VT_EQ_INT(system(cmd), 0);
-		CU_ASSERT_FALSE(exists(pathf(p, sizeof(p), "%s/vas/0/maps/x", m.path)));
-		CU_ASSERT_FALSE(exists(pathf(p, sizeof(p), "%s/vas/x", m.path)));
-	}
+	/* what another user may do with allow_other: tests/perm_test.c */
 	mnt_unmount(&m);
 	CU_ASSERT_FALSE(is_mounted(m.path));
-	active[7] = NULL;
+	mnt_untrack(&m);
 	mnt_cleanup(&m);
 }
 
@@ -2265,36 +1884,12 @@ static void register_tests(void)
 	vt_add_suite("fs_mounts", mount_tests);
 }
 
-/* Root and /dev/fuse, or a clear reason. Returns 0 to run, 77 to skip, 1 to fail. */
-static int preflight(void)
-{
-	const char *allow = getenv("VMMFS_ALLOW_SKIP_FS");
-	const char *why = NULL;
-
-	if (geteuid() != 0)
-		why = "fs_test mounts vmmfs for real and must run as root";
-	else if (access("/dev/fuse", R_OK | W_OK) != 0)
-		why = "fs_test needs /dev/fuse (modprobe fuse; in a container: --device /dev/fuse)";
-	else if (system("command -v fusermount3 >/dev/null 2>&1") != 0)
-		why = "fs_test needs fusermount3 (apt-get install fuse3)";
-	else if (access(VMMFS_BIN, X_OK) != 0)
-		why = "the daemon " VMMFS_BIN " is not built";
-	if (!why)
-		return 0;
-	if (allow && !strcmp(allow, "1")) {
-		printf("SKIP: %s (VMMFS_ALLOW_SKIP_FS=1)\n", why);
-		return 77;
-	}
-	fprintf(stderr, "FAIL: %s. Set VMMFS_ALLOW_SKIP_FS=1 to skip these tests on purpose.\n", why);
-	return 1;
-}
-
 int main(int argc, char **argv)
 {
 	static const char *const args[] = { "--vram-size=1G", NULL };
 	int r, st;
 
-	r = preflight();
+	r = fsh_preflight("fs_test");
 	if (r)
 		return r;
 	atexit(cleanup_all);
