@@ -212,6 +212,15 @@ struct dump_ctx {
 	void *ctx;
 	bool pending;             /* a run of leaves not yet reported */
 	struct vmmfs_pt_entry run;
+	/* VRAM PTEs the way vmmfs writes them (mmu_pte_vid): template | PFN.
+	 * A leaf that is exactly that is read without the general decoder;
+	 * anything else goes through mmu_pte_decode. fast is false when the
+	 * format's own decoder disagrees with that shortcut. */
+	bool fast;
+	unsigned int vid_shift;
+	uint64_t vid_mask;        /* the PFN field */
+	uint64_t vid_tmpl[2];     /* rw, ro */
+	const char *vid_name;     /* "vid" */
 };
 
 static int flush_run(struct dump_ctx *c)
@@ -235,21 +244,21 @@ static int emit_table(struct dump_ctx *c, int depth, const char *level, const ch
 	return r ? r : c->fn(c->ctx, &e);
 }
 
-/* A leaf entry (valid or sparse): extends the pending run or starts one. */
-static int emit_leaf(struct dump_ctx *c, int depth, const char *level, uint32_t idx,
-		     uint64_t va, uint64_t span, const struct mmu_pte *pte)
+/* A leaf entry (a page at pa through aperture aper, or sparse): extends the
+ * pending run or starts one. Every member of the run is set here: no
+ * memset per leaf (the dump of a scattered mapping starts a run at each). */
+static inline int emit_run(struct dump_ctx *c, int depth, const char *level, uint32_t idx,
+			   uint64_t va, uint64_t span, enum vmmfs_pt_kind kind,
+			   const char *aper, uint64_t pa, bool read_only)
 {
 	struct vmmfs_pt_entry *run = &c->run;
-	enum vmmfs_pt_kind kind = pte->kind == MMU_PTE_VALID ? VMMFS_PT_PAGE : VMMFS_PT_SPARSE;
-	uint64_t pa = pte->pfn << VMMFS_PAGE_SHIFT;
-	const char *aper = kind == VMMFS_PT_PAGE ? mmu_aperture_name(pte->aper) : NULL;
 	int r;
 
-	if (c->pending && run->depth == depth && run->level == level && run->kind == kind &&
-	    run->page_size == span && run->last + 1 == idx && run->va_last + 1 == va &&
-	    run->read_only == pte->read_only && run->aperture == aper &&
+	if (c->pending && run->last + 1 == idx && run->va_last + 1 == va &&
 	    (kind == VMMFS_PT_SPARSE ||
-	     run->addr + (uint64_t)(run->last - run->first + 1) * span == pa)) {
+	     run->addr + (uint64_t)(run->last - run->first + 1) * span == pa) &&
+	    run->kind == kind && run->level == level && run->depth == depth &&
+	    run->page_size == span && run->read_only == read_only && run->aperture == aper) {
 		run->last = idx;
 		run->va_last = va + span - 1;
 		return 0;
@@ -257,9 +266,9 @@ static int emit_leaf(struct dump_ctx *c, int depth, const char *level, uint32_t 
 	r = flush_run(c);
 	if (r)
 		return r;
-	memset(run, 0, sizeof(*run));
 	run->depth = depth;
 	run->level = level;
+	run->half = NULL;
 	run->first = run->last = idx;
 	run->va_first = va;
 	run->va_last = va + span - 1;
@@ -267,9 +276,52 @@ static int emit_leaf(struct dump_ctx *c, int depth, const char *level, uint32_t 
 	run->addr = kind == VMMFS_PT_PAGE ? pa : 0;
 	run->page_size = span;
 	run->aperture = aper;
-	run->read_only = pte->read_only;
+	run->read_only = read_only;
 	c->pending = true;
 	return 0;
+}
+
+/* A decoded leaf: only valid and sparse entries are shown. */
+static int emit_leaf(struct dump_ctx *c, int depth, const char *level, uint32_t idx,
+		     uint64_t va, uint64_t span, const struct mmu_pte *pte)
+{
+	if (pte->kind == MMU_PTE_VALID)
+		return emit_run(c, depth, level, idx, va, span, VMMFS_PT_PAGE,
+				mmu_aperture_name(pte->aper), pte->pfn << VMMFS_PAGE_SHIFT,
+				pte->read_only);
+	return emit_run(c, depth, level, idx, va, span, VMMFS_PT_SPARSE, NULL, 0,
+			pte->read_only);
+}
+
+/* Sets up the shortcut for vmmfs's own VRAM PTEs, after checking it against
+ * the format's decoder at both ends of the PFN field. */
+static void dump_fast_init(struct dump_ctx *c)
+{
+	const struct mmu_fmt *f = c->hw->fmt;
+	unsigned int i;
+
+	c->fast = false;
+	c->vid_shift = mmu_pte_vid_pfn_shift(f);
+	if (!f->max_vid_pfn || c->vid_shift >= 64 ||
+	    (f->max_vid_pfn - 1) > (UINT64_MAX >> c->vid_shift))
+		return;
+	c->vid_mask = (f->max_vid_pfn - 1) << c->vid_shift;
+	c->vid_name = mmu_aperture_name(MMU_APER_VID);
+	for (i = 0; i < 2; i++) {
+		struct mmu_pte lo, hi;
+
+		c->vid_tmpl[i] = mmu_pte_vid_template(f, i == 1);
+		if (c->vid_tmpl[i] & c->vid_mask)
+			return;
+		mmu_pte_decode(f, c->vid_tmpl[i], false, &lo);
+		mmu_pte_decode(f, c->vid_tmpl[i] | c->vid_mask, false, &hi);
+		if (lo.kind != MMU_PTE_VALID || lo.aper != MMU_APER_VID || lo.pfn != 0 ||
+		    lo.read_only != (i == 1) ||
+		    hi.kind != MMU_PTE_VALID || hi.aper != MMU_APER_VID ||
+		    hi.pfn != f->max_vid_pfn - 1 || hi.read_only != (i == 1))
+			return;
+	}
+	c->fast = c->vid_tmpl[0] != c->vid_tmpl[1];
 }
 
 static int read_table(const struct walk_hw *hw, uint64_t pa, uint64_t *buf, size_t n)
@@ -287,6 +339,8 @@ static int dump_leaves(struct dump_ctx *c, int depth, const struct mmu_level *l,
 		       uint64_t pa, uint64_t va_base)
 {
 	const struct mmu_fmt *f = c->hw->fmt;
+	const uint64_t span = mmu_entry_span(l), mask = c->vid_mask;
+	const char *name = l->name;
 	uint64_t buf[512];
 	size_t n = (size_t)mmu_entries(l);
 	int r = read_table(c->hw, pa, buf, n);
@@ -294,15 +348,24 @@ static int dump_leaves(struct dump_ctx *c, int depth, const struct mmu_level *l,
 	if (r)
 		return r;
 	for (size_t i = 0; i < n; i++) {
+		uint64_t raw = buf[i], attr = raw & ~mask;
 		struct mmu_pte pte;
 
-		if (!buf[i])
+		if (!raw)
 			continue;
-		mmu_pte_decode(f, buf[i], is_lpt, &pte);
+		if (c->fast && (attr == c->vid_tmpl[0] || attr == c->vid_tmpl[1])) {
+			r = emit_run(c, depth, name, (uint32_t)i, va_base + i * span, span,
+				     VMMFS_PT_PAGE, c->vid_name,
+				     ((raw & mask) >> c->vid_shift) << VMMFS_PAGE_SHIFT,
+				     attr == c->vid_tmpl[1]);
+			if (r)
+				return r;
+			continue;
+		}
+		mmu_pte_decode(f, raw, is_lpt, &pte);
 		if (pte.kind != MMU_PTE_VALID && pte.kind != MMU_PTE_SPARSE)
 			continue;
-		r = emit_leaf(c, depth, l->name, (uint32_t)i, va_base + i * mmu_entry_span(l),
-			      mmu_entry_span(l), &pte);
+		r = emit_leaf(c, depth, name, (uint32_t)i, va_base + i * span, span, &pte);
 		if (r)
 			return r;
 	}
@@ -398,5 +461,6 @@ int walk_dump(const struct walk_hw *hw,
 {
 	struct dump_ctx c = { .hw = hw, .fn = fn, .ctx = ctx };
 
+	dump_fast_init(&c);
 	return dump_dir(&c, 0, hw->pdb, 0);
 }

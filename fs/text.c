@@ -8,7 +8,8 @@
  * fine there). Mapping descriptions and pagetable can be hundreds of
  * megabytes: their lines are formatted straight into the chunks of a
  * stream with table-free SWAR hex conversion (16 digits in a handful of
- * 64-bit operations), never through printf, and never all at once.
+ * 64-bit operations; on x86, the two addresses of a range at once in SSE2
+ * registers), never through printf, and never all at once.
  */
 #include "vmmfs_fs.h"
 
@@ -427,9 +428,9 @@ int fs_generate(struct vmmfs_fs *fs, struct fs_node *n, struct text *t)
 /* ---- fast formatting ------------------------------------------------- *
  *
  * Writers into a buffer with room: each returns the end of what it wrote.
- * put_hex() and put_name() store 8 or 16 bytes at a time and may write up
- * to 16 bytes past their end, which the next writer overwrites; callers
- * keep REC_SLACK bytes spare. */
+ * put_hex() stores 8 bytes at a time and may write up to 8 bytes past its
+ * end, which the next writer overwrites; callers keep REC_SLACK bytes
+ * spare. (Pagetable lines copy bigger fixed-size pieces: see there.) */
 
 #define REC_SLACK 16
 
@@ -508,31 +509,6 @@ static inline char *put_dec(char *p, uint64_t v)
 	} while (v);
 	memcpy(p, tmp + sizeof(tmp) - n, n);
 	return p + n;
-}
-
-/* The names in pagetable lines (levels, apertures, page sizes) are a few
- * constant strings of the VMM: each field remembers its last one, padded,
- * and copies 16 bytes without measuring it again. */
-struct name_cache {
-	const char *ptr;
-	size_t len;
-	char pad[16];
-};
-
-static inline char *put_name(char *p, struct name_cache *c, const char *s)
-{
-	if (s != c->ptr) {
-		size_t n = strlen(s);
-
-		if (n > 15)
-			n = 15;
-		memset(c->pad, 0, sizeof(c->pad));
-		memcpy(c->pad, s, n);
-		c->ptr = s;
-		c->len = n;
-	}
-	memcpy(p, c->pad, sizeof(c->pad));
-	return p + c->len;
 }
 
 /* ---- mapping descriptions -------------------------------------------- *
@@ -684,56 +660,173 @@ void fs_frozen_free(struct fs_frozen *f)
 	free(f);
 }
 
-/* ---- pagetable lines ------------------------------------------------- */
+/* ---- pagetable lines ------------------------------------------------- *
+ *
+ *   INDENT LEVEL[ HALF] FIRST[-LAST] va 0xVA-0xVA TAIL
+ *
+ * TAIL is " table 0xPA", " pa 0xPA-0xPA APERTURE rw|ro SIZE" or
+ * " sparse SIZE", then a newline. What comes before the index and the end
+ * of a page or sparse line after its addresses are the same line after
+ * line (the entries of one table): each is kept whole, made again only
+ * when what it is made of changes, and copied with a few fixed-size
+ * stores. Names are at most 15 bytes (longer ones are cut there). */
 
-struct pt_names {
-	struct name_cache level, half, aperture, size;
+struct pt_piece {
+	bool set;
+	int depth;                   /* prefix: depth, level, half */
+	const char *a, *b;           /* prefix: level, half; tail: aperture */
+	bool read_only;              /* tail */
+	uint64_t page_size;          /* tail */
+	size_t len;
+	char buf[64];
 };
 
-/* One pagetable line (at most about 200 bytes, 32 spare after it). */
+struct pt_names {
+	struct pt_piece prefix, page, sparse;
+};
+
+static inline size_t name_len(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 15 ? 15 : n;
+}
+
+static void pt_piece_add(struct pt_piece *c, const char *s, size_t n)
+{
+	memcpy(c->buf + c->len, s, n);
+	c->len += n;
+}
+
+/* INDENT LEVEL[ HALF] and a space: at most 32 + 15 + 1 + 15 + 1 = 64. */
+static void pt_prefix_make(struct pt_piece *c, int depth, const char *level, const char *half)
+{
+	memset(c, 0, sizeof(*c));
+	c->set = true;
+	c->depth = depth;
+	c->a = level;
+	c->b = half;
+	memset(c->buf, ' ', 2 * (size_t)depth);
+	c->len = 2 * (size_t)depth;
+	pt_piece_add(c, level, name_len(level));
+	if (half) {
+		pt_piece_add(c, " ", 1);
+		pt_piece_add(c, half, name_len(half));
+	}
+	pt_piece_add(c, " ", 1);
+}
+
+/* " APERTURE rw|ro SIZE\n" (at most 36), or " sparse SIZE\n" (aper NULL). */
+static void pt_tail_make(struct pt_piece *c, const char *aper, bool read_only,
+			 uint64_t page_size)
+{
+	const char *size = text_page_size(page_size);
+
+	memset(c, 0, sizeof(*c));
+	c->set = true;
+	c->a = aper;
+	c->read_only = read_only;
+	c->page_size = page_size;
+	if (aper) {
+		pt_piece_add(c, " ", 1);
+		pt_piece_add(c, aper, name_len(aper));
+		pt_piece_add(c, read_only ? " ro " : " rw ", 4);
+	} else {
+		pt_piece_add(c, " sparse ", 8);
+	}
+	pt_piece_add(c, size, name_len(size));
+	pt_piece_add(c, "\n", 1);
+}
+
+static inline char *pt_piece_put(char *p, const struct pt_piece *c)
+{
+	memcpy(p, c->buf, sizeof(c->buf));
+	return p + c->len;
+}
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+/* 16 nibbles (one a byte, most significant first) to hex digits. */
+static inline __m128i nibbles_hex_sse2(__m128i n)
+{
+	__m128i letter = _mm_and_si128(_mm_cmpgt_epi8(n, _mm_set1_epi8(9)),
+				       _mm_set1_epi8('a' - '0' - 10));
+
+	return _mm_add_epi8(n, _mm_add_epi8(_mm_set1_epi8('0'), letter));
+}
+
+/* "0x" 16 digits of a "-0x" 16 digits of b: both numbers at once. */
+static inline char *put_hex16_pair(char *p, uint64_t a, uint64_t b)
+{
+	const __m128i lowmask = _mm_set1_epi8(0x0f);
+	__m128i v = _mm_set_epi64x((long long)__builtin_bswap64(b),
+				   (long long)__builtin_bswap64(a));
+	__m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), lowmask);
+	__m128i lo = _mm_and_si128(v, lowmask);
+
+	memcpy(p, "0x", 2);
+	_mm_storeu_si128((__m128i *)(void *)(p + 2), nibbles_hex_sse2(_mm_unpacklo_epi8(hi, lo)));
+	memcpy(p + 18, "-0x", 3);
+	_mm_storeu_si128((__m128i *)(void *)(p + 21), nibbles_hex_sse2(_mm_unpackhi_epi8(hi, lo)));
+	return p + 37;
+}
+#else
+static inline char *put_hex16_pair(char *p, uint64_t a, uint64_t b)
+{
+	p = put_hex16(p, a);
+	*p++ = '-';
+	return put_hex16(p, b);
+}
+#endif
+
+/* One pagetable line: at most 64 + 21 + 41 + 41 + 36 = 203 bytes. The
+ * 64-byte copy of a tail may write past the line's end, at most up to byte
+ * 64 + 21 + 41 + 41 + 64 = 231: within REC_MAX. */
 static char *put_pt_entry(char *p, const struct vmmfs_pt_entry *e, struct pt_names *nc)
 {
-	static const char spaces[32] = "                                ";
 	int depth = e->depth < 0 ? 0 : e->depth > 16 ? 16 : e->depth;
+	const char *level = e->level ? e->level : "?";
+	struct pt_piece *c = &nc->prefix;
 
-	memcpy(p, spaces, sizeof(spaces));
-	p += 2 * depth;
-	p = put_name(p, &nc->level, e->level ? e->level : "?");
-	if (e->half) {
-		*p++ = ' ';
-		p = put_name(p, &nc->half, e->half);
-	}
-	*p++ = ' ';
+	if (!c->set || c->depth != depth || c->a != level || c->b != e->half)
+		pt_prefix_make(c, depth, level, e->half);
+	p = pt_piece_put(p, c);
 	p = put_dec(p, e->first);
 	if (e->last != e->first) {
 		*p++ = '-';
 		p = put_dec(p, e->last);
 	}
 	memcpy(p, " va ", 4);
-	p = put_hex16(p + 4, e->va_first);
-	*p++ = '-';
-	p = put_hex16(p, e->va_last);
+	p = put_hex16_pair(p + 4, e->va_first, e->va_last);
 	switch (e->kind) {
 	case VMMFS_PT_TABLE:
 		memcpy(p, " table ", 7);
 		p = put_hex16(p + 7, e->addr);
+		*p++ = '\n';
 		break;
-	case VMMFS_PT_PAGE:
+	case VMMFS_PT_PAGE: {
+		const char *aper = e->aperture ? e->aperture : "vid";
+
 		memcpy(p, " pa ", 4);
-		p = put_hex16(p + 4, e->addr);
-		*p++ = '-';
-		p = put_hex16(p, e->addr + (e->va_last - e->va_first));
-		*p++ = ' ';
-		p = put_name(p, &nc->aperture, e->aperture ? e->aperture : "vid");
-		memcpy(p, e->read_only ? " ro " : " rw ", 4);
-		p = put_name(p + 4, &nc->size, text_page_size(e->page_size));
-		break;
-	case VMMFS_PT_SPARSE:
-		memcpy(p, " sparse ", 8);
-		p = put_name(p + 8, &nc->size, text_page_size(e->page_size));
+		p = put_hex16_pair(p + 4, e->addr, e->addr + (e->va_last - e->va_first));
+		c = &nc->page;
+		if (!c->set || c->a != aper || c->read_only != e->read_only ||
+		    c->page_size != e->page_size)
+			pt_tail_make(c, aper, e->read_only, e->page_size);
+		p = pt_piece_put(p, c);
 		break;
 	}
-	*p++ = '\n';
+	case VMMFS_PT_SPARSE:
+		c = &nc->sparse;
+		if (!c->set || c->page_size != e->page_size)
+			pt_tail_make(c, NULL, false, e->page_size);
+		p = pt_piece_put(p, c);
+		break;
+	default:
+		*p++ = '\n';
+		break;
+	}
 	return p;
 }
 
@@ -805,6 +898,7 @@ struct fs_stream {
 	uint64_t hi;                 /* end of what is made */
 	uint64_t keep;               /* chunks that end at or before it go */
 	uint64_t want;               /* end of the latest read */
+	uint64_t wait_hi;            /* a reader waits for the text up to there (0: none) */
 	enum stream_state state;
 	int err;
 	bool stop;                   /* the pass must end (restart, close); atomic reads */
@@ -929,7 +1023,9 @@ static void publish_locked(struct fs_stream *s)
 		s->head = c;
 	s->tail = c;
 	s->hi = c->off + c->len;
-	pthread_cond_broadcast(&s->cond);
+	/* the reader, once what it waits for is there (not at every chunk) */
+	if (s->wait_hi && s->hi >= s->wait_hi)
+		pthread_cond_broadcast(&s->cond);
 }
 
 /* The pass needs a chunk with room for a record: publishes the full one,
@@ -1298,7 +1394,9 @@ void fs_stream_read(struct fs_stream *s, fuse_req_t req, size_t size, off_t off_
 			return;
 		}
 		if (s->state == ST_RUNNING) {
+			s->wait_hi = end;
 			pthread_cond_wait(&s->cond, &s->lock);
+			s->wait_hi = 0;
 			continue;
 		}
 		/* idle or paused: another pass, here first, then in a thread */
