@@ -174,6 +174,26 @@ static uint64_t *pfns_scattered(uint64_t first, uint64_t n)
 	return p;
 }
 
+/* A random permutation of first..first+n-1 (fixed seed): pages all over
+ * the range in no order, nearly every page a run of its own. */
+static uint64_t *pfns_permuted(uint64_t first, uint64_t n)
+{
+	uint64_t *p = pfns_contig(first, n), x = 0x9e3779b97f4a7c15ull;
+
+	for (uint64_t i = n - 1; i > 0; i--) {
+		uint64_t j, t;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		j = x % (i + 1);
+		t = p[i];
+		p[i] = p[j];
+		p[j] = t;
+	}
+	return p;
+}
+
 static const char *pages_str(char *buf, size_t len, uint64_t n)
 {
 	if (n >= MiB && n % MiB == 0)
@@ -528,7 +548,7 @@ static void bench_speed(void)
 	uint64_t n = g_pages;
 	struct vmmfs_gpu *gpu = open_sim("ga102", bench_pow2_at_least(8 * n * PAGE, 16 * GiB));
 	struct vmmfs_vmm *vmm = new_vmm(gpu);
-	uint64_t *contig = pfns_contig(0, n), *scat = pfns_scattered(0, n);
+	uint64_t *contig = pfns_contig(0, n), *scat = pfns_scattered(0, n), *perm = pfns_permuted(0, n);
 	uint8_t *buf = xcalloc(n, 8);
 	double ref, tm, tu;
 	char title[160], sz[32], what[96];
@@ -553,6 +573,12 @@ static void bench_speed(void)
 	snprintf(what, sizeof(what), "unmap %s scattered PFNs", sz);
 	bench_row(what, tu * 1e3, ref * 1e3, "ms", BENCH_RATIO_AT_MOST(20));
 
+	time_map_unmap(vmm, perm, n, 0, &tm, &tu);
+	snprintf(what, sizeof(what), "map %s randomly permuted PFNs", sz);
+	bench_row(what, tm * 1e3, ref * 1e3, "ms", BENCH_NO_TARGET);
+	snprintf(what, sizeof(what), "unmap %s randomly permuted PFNs", sz);
+	bench_row(what, tu * 1e3, ref * 1e3, "ms", BENCH_NO_TARGET);
+
 	time_map_unmap(vmm, contig, n, 0, &tm, &tu);
 	snprintf(what, sizeof(what), "map %s contiguous, big pages allowed", sz);
 	bench_row(what, tm * 1e3, ref * 1e3, "ms", BENCH_NO_TARGET);
@@ -562,6 +588,7 @@ static void bench_speed(void)
 		   tm * 1e9 / (double)n);
 
 	free(buf);
+	free(perm);
 	free(scat);
 	free(contig);
 	vmmfs_vmm_destroy(vmm);

@@ -334,9 +334,12 @@ uint64_t vmmfs_map_op_npages(const struct vmmfs_map_op *op)
 
 /* ---- map_pages / map_alloc / unmap ---------------------------------------------------------- */
 
-/* Run words a mapping of known PFNs is made with at first: enough for any
- * mapping of a few runs. */
-#define MAP_INLINE_WORDS 16
+/* Run words a mapping of known PFNs is made with at first: the worst case
+ * (one word a page) up to this many, so that one pass over the PFNs does;
+ * the room not used is given back (MAP_SLACK_WORDS). Bigger mappings of
+ * scattered PFNs grow once more, after measuring the rest. */
+#define MAP_FIRST_WORDS (1u << 20)
+#define MAP_SLACK_WORDS 16u
 
 /* Runs and references for map_pages, in one pass over the PFNs when they
  * fit the room *mp was made with; else the rest is measured and *mp grown
@@ -374,6 +377,14 @@ static int take_runs(struct vmmfs_vmm *vmm, const uint64_t *pfns, uint64_t n,
 	if (r)
 		vmm_runs_drop(&b, m);
 	vram_batch_end(&b);
+	if (!r && m->cap_words - m->nwords > MAP_SLACK_WORDS) {
+		/* give back the room not used (kept if the heap says no) */
+		bigger = vmmfs_realloc(m, sizeof(*m) + (size_t)m->nwords * sizeof(uint32_t));
+		if (bigger) {
+			*mp = m = bigger;
+			m->cap_words = m->nwords;
+		}
+	}
 	return r;
 }
 
@@ -383,17 +394,50 @@ static int take_runs(struct vmmfs_vmm *vmm, const uint64_t *pfns, uint64_t n,
  * when a hardware error left the mapping (and the page references) in
  * quarantine: the caller must not free the pages then.
  */
-static int map_known(struct vmmfs_vmm *vmm, const uint64_t *pfns, uint64_t npages,
+/* The PFNs of a map_known call: an array of one per page, or runs
+ * (measured by vmm_runs_measure_runs: words). */
+struct known_pfns {
+	const uint64_t *pfns;
+	const struct vmmfs_vmm_run *runs;
+	uint64_t nruns, words;
+};
+
+/* Runs and references for map_runs: one allocation of the measured size. */
+static int take_runs_runs(struct vmmfs_vmm *vmm, const struct known_pfns *k, uint64_t npages,
+			  struct vmmfs_mapping **mp)
+{
+	struct vmmfs_mapping *m = vmm_mapping_new(vmm, npages, k->words);
+	struct vram_batch b;
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	vram_batch_begin(vmm->gpu->vram, &b);
+	r = vmm_runs_add_runs(&b, k->runs, k->nruns, m);
+	if (r)
+		vmm_runs_drop(&b, m);
+	vram_batch_end(&b);
+	if (r) {
+		vmmfs_free(m);
+		return r;
+	}
+	*mp = m;
+	return 0;
+}
+
+static int map_known(struct vmmfs_vmm *vmm, const struct known_pfns *k, uint64_t npages,
 		     const struct vmmfs_va_placement *pl, unsigned int flags, uint64_t *free_buf,
 		     struct vmmfs_mapping **out, bool *consumed)
 {
 	struct vmmfs_va_placement place = { .kind = VMMFS_VA_ANY, .pa_hint = VMMFS_NO_PA_HINT };
+	const uint64_t *pfns = k->pfns;
 	struct vmmfs_vram *v;
 	struct vmmfs_mapping *m;
 	int r;
 
 	*consumed = false;
-	if (!vmm || !pfns || !npages || !out || (flags & ~(VMMFS_MAP_READ_ONLY | VMMFS_MAP_SMALL_ONLY)))
+	if (!vmm || (!pfns && !k->runs) || !npages || !out ||
+	    (flags & ~(VMMFS_MAP_READ_ONLY | VMMFS_MAP_SMALL_ONLY)))
 		return -EINVAL;
 	if (npages > vmm->va_size >> VMMFS_PAGE_SHIFT)
 		return -ERANGE;
@@ -401,15 +445,21 @@ static int map_known(struct vmmfs_vmm *vmm, const uint64_t *pfns, uint64_t npage
 	if (pl)
 		place = *pl;
 	if (place.pa_hint == VMMFS_NO_PA_HINT)
-		place.pa_hint = pfns[0] << VMMFS_PAGE_SHIFT;
-	m = vmm_mapping_new(vmm, npages, MIN(npages, MAP_INLINE_WORDS));
-	if (!m)
-		return -ENOMEM;
+		place.pa_hint = (pfns ? pfns[0] : k->runs[0].first) << VMMFS_PAGE_SHIFT;
 	/* The runs and the references first: pages being mapped are never
 	 * handed to the page tables prepare allocates. */
-	r = take_runs(vmm, pfns, npages, &m);
-	if (r)
-		goto out_free;
+	if (pfns) {
+		m = vmm_mapping_new(vmm, npages, MIN(npages, MAP_FIRST_WORDS));
+		if (!m)
+			return -ENOMEM;
+		r = take_runs(vmm, pfns, npages, &m);
+		if (r)
+			goto out_free;
+	} else {
+		r = take_runs_runs(vmm, k, npages, &m);
+		if (r)
+			return r;
+	}
 	r = vmm_prepare(vmm, m, &place, true, flags);
 	if (r)
 		goto out_unref;
@@ -442,8 +492,10 @@ int vmmfs_vmm_map_pages(struct vmmfs_vmm *vmm, const uint64_t *pfns, uint64_t np
 	bool consumed;
 	int r;
 
+	struct known_pfns k = { .pfns = pfns };
+
 	if (!(flags & VMMFS_MAP_CLAIM))
-		return map_known(vmm, pfns, npages, pl, flags, NULL, out, &consumed);
+		return map_known(vmm, &k, npages, pl, flags, NULL, out, &consumed);
 	/* Claimed pages: the mapping takes them over as map_alloc's own, with
 	 * room to hand them back at unmap. */
 	if (!vmm || !pfns || !npages || !out)
@@ -455,9 +507,37 @@ int vmmfs_vmm_map_pages(struct vmmfs_vmm *vmm, const uint64_t *pfns, uint64_t np
 	free_buf = vmmfs_malloc(longest * sizeof(*free_buf));
 	if (!free_buf)
 		return -ENOMEM;
-	r = map_known(vmm, pfns, npages, pl, flags & ~VMMFS_MAP_CLAIM, free_buf, out, &consumed);
+	r = map_known(vmm, &k, npages, pl, flags & ~VMMFS_MAP_CLAIM, free_buf, out, &consumed);
 	if (r && !consumed)
 		vmmfs_free(free_buf); /* the pages stay the caller's */
+	return r;
+}
+
+int vmmfs_vmm_map_runs(struct vmmfs_vmm *vmm, const struct vmmfs_vmm_run *runs,
+		       uint64_t nruns, const struct vmmfs_va_placement *pl, unsigned int flags,
+		       struct vmmfs_mapping **out)
+{
+	struct known_pfns k = { .runs = runs, .nruns = nruns };
+	uint64_t npages, longest, *free_buf = NULL;
+	bool consumed;
+	int r;
+
+	if (!vmm || !runs || !nruns || !out ||
+	    (flags & ~(VMMFS_MAP_READ_ONLY | VMMFS_MAP_SMALL_ONLY | VMMFS_MAP_CLAIM)))
+		return -EINVAL;
+	/* checks every run; nothing is referenced yet */
+	r = vmm_runs_measure_runs(runs, nruns, vmm_pfn_limit(vmm), &k.words, &npages, &longest);
+	if (r)
+		return r;
+	if (flags & VMMFS_MAP_CLAIM) {
+		/* as map_pages: room to hand the claimed pages back at unmap */
+		free_buf = vmmfs_malloc(longest * sizeof(*free_buf));
+		if (!free_buf)
+			return -ENOMEM;
+	}
+	r = map_known(vmm, &k, npages, pl, flags & ~VMMFS_MAP_CLAIM, free_buf, out, &consumed);
+	if (r && !consumed)
+		vmmfs_free(free_buf);
 	return r;
 }
 
@@ -465,6 +545,7 @@ int vmmfs_vmm_map_alloc(struct vmmfs_vmm *vmm, uint64_t bytes,
 			const struct vmmfs_va_placement *pl, unsigned int flags,
 			struct vmmfs_mapping **out)
 {
+	struct known_pfns k = { .pfns = NULL };
 	struct vmmfs_vram *v;
 	uint64_t npages, *pfns, longest = 0, run = 0;
 	uint64_t *free_buf;
@@ -505,7 +586,8 @@ int vmmfs_vmm_map_alloc(struct vmmfs_vmm *vmm, uint64_t bytes,
 	pramin_unlock(vmm->gpu);
 	if (r)
 		goto out_free_buf;
-	r = map_known(vmm, pfns, npages, pl, flags, free_buf, out, &consumed);
+	k.pfns = pfns;
+	r = map_known(vmm, &k, npages, pl, flags, free_buf, out, &consumed);
 	if (consumed) {
 		/* quarantined with its pages: destroy returns them */
 		vmmfs_free(pfns);

@@ -87,6 +87,33 @@ static inline bool run_in(uint64_t first, uint64_t len, uint64_t limit)
 	return first < limit && len <= limit - first;
 }
 
+/* Stores the run first..first+len-1 (len >= 1) at word k of m's stream,
+ * in pieces of at most VMM_RUN_MAX pages; returns the next word. */
+static uint64_t run_store(struct vmmfs_mapping *m, uint64_t k, uint64_t first, uint64_t len)
+{
+	uint32_t *out = m->runs;
+
+	m->max_run = MAX(m->max_run, len);
+	m->nruns++;
+	if (len == 1) {
+		out[k++] = (uint32_t)first;
+		return k;
+	}
+	while (len) {
+		uint64_t piece = MIN(len, (uint64_t)VMM_RUN_MAX);
+
+		if (piece == 1) {
+			out[k++] = (uint32_t)first;
+		} else {
+			out[k++] = VMM_RUN_LONG | (uint32_t)first;
+			out[k++] = VMM_RUN_LONG | (uint32_t)piece;
+		}
+		first += piece;
+		len -= piece;
+	}
+	return k;
+}
+
 int vmm_runs_measure(const uint64_t *pfns, uint64_t n, uint64_t limit, uint64_t *words,
 		     uint64_t *nruns)
 {
@@ -112,8 +139,35 @@ int vmm_runs_add(struct vram_batch *b, const uint64_t *pfns, uint64_t *at, uint6
 	int r = 0;
 
 	for (; i < n; i = j) {
-		uint64_t first = pfns[i], len;
+		uint64_t first, len, done;
 
+		if (b) {
+			/* single pages in a row (scattered PFNs): stored and
+			 * referenced in one tight loop */
+			done = vram_batch_ref_singles(b, pfns + i, MIN(n - i, cap - k), n - i, limit,
+						      out + k, &r);
+		} else {
+			for (done = 0; done < MIN(n - i, cap - k) && pfns[i + done] < limit &&
+				       (i + done + 1 == n || pfns[i + done + 1] != pfns[i + done] + 1); done++)
+				out[k + done] = (uint32_t)pfns[i + done];
+		}
+		if (done) {
+			k += done;
+			m->nruns += done;
+			m->max_run = MAX(m->max_run, 1);
+			i += done;
+		}
+		if (r) {
+			for (uint64_t q = i + 1; q < n; q++)
+				if (pfns[q] >= limit)
+					r = -ERANGE;
+			break;
+		}
+		if (done) {
+			j = i;
+			continue;
+		}
+		first = pfns[i];
 		j = run_end(pfns, i, n);
 		len = j - i;
 		if (!run_in(first, len, limit)) {
@@ -134,34 +188,83 @@ int vmm_runs_add(struct vram_batch *b, const uint64_t *pfns, uint64_t *at, uint6
 				break;
 			}
 		}
-		m->max_run = MAX(m->max_run, len);
-		m->nruns++;
-		if (len == 1) {
-			out[k++] = (uint32_t)first;
-			continue;
-		}
-		while (len) {
-			uint64_t piece = MIN(len, (uint64_t)VMM_RUN_MAX);
-
-			if (piece == 1) {
-				out[k++] = (uint32_t)first;
-			} else {
-				out[k++] = VMM_RUN_LONG | (uint32_t)first;
-				out[k++] = VMM_RUN_LONG | (uint32_t)piece;
-			}
-			first += piece;
-			len -= piece;
-		}
+		k = run_store(m, k, first, len);
 	}
 	m->nwords = k;
 	*at = i;
 	return r;
 }
 
+int vmm_runs_measure_runs(const struct vmmfs_vmm_run *runs, uint64_t nruns, uint64_t limit,
+			  uint64_t *words, uint64_t *npages, uint64_t *longest)
+{
+	uint64_t w = 0, pages = 0, big = 0;
+
+	for (uint64_t q = 0; q < nruns; q++)
+		if (!runs[q].count)
+			return -EINVAL;
+	for (uint64_t i = 0, j; i < nruns; i = j) {
+		uint64_t first = runs[i].first, len = runs[i].count;
+
+		/* join the runs that continue this one (vmm_runs_add_runs
+		 * joins the same ones once these checks passed) */
+		for (j = i + 1; j < nruns && len <= limit && runs[j].count <= limit &&
+				runs[j].first == first + len; j++)
+			len += runs[j].count;
+		if (!run_in(first, len, limit) || len > UINT64_MAX - pages)
+			return -ERANGE;
+		w += run_words(len);
+		pages += len;
+		big = MAX(big, len);
+	}
+	*words = w;
+	*npages = pages;
+	*longest = big;
+	return 0;
+}
+
+int vmm_runs_add_runs(struct vram_batch *b, const struct vmmfs_vmm_run *runs, uint64_t nruns,
+		      struct vmmfs_mapping *m)
+{
+	uint64_t k = m->nwords;
+	int r = 0;
+
+	for (uint64_t i = 0, j; i < nruns; i = j) {
+		uint64_t first = runs[i].first, len = runs[i].count;
+
+		for (j = i + 1; j < nruns && runs[j].first == first + len; j++)
+			len += runs[j].count;
+		if (VMMFS_WARN_ON(run_words(len) > m->cap_words - k)) {
+			r = -EINVAL;
+			break;
+		}
+		r = vram_batch_ref(b, first, len);
+		if (r)
+			break;
+		k = run_store(m, k, first, len);
+	}
+	m->nwords = k;
+	return r;
+}
+
+/* Drops the references of runs[0..nwords): single pages in a row
+ * together, longer runs one by one. */
+static void runs_unref(struct vram_batch *b, const uint32_t *w, uint64_t nwords)
+{
+	uint64_t q = 0;
+
+	while (q < nwords) {
+		q += vram_batch_unref_pages32(b, w + q, nwords - q);   /* up to a long run */
+		if (q == nwords)
+			break;
+		vram_batch_unref(b, vmm_run_pfn(w, q), vmm_run_count(w, q));
+		q = vmm_run_next(w, q);
+	}
+}
+
 void vmm_runs_drop(struct vram_batch *b, struct vmmfs_mapping *m)
 {
-	for (uint64_t q = 0; q < m->nwords; q = vmm_run_next(m->runs, q))
-		vram_batch_unref(b, vmm_run_pfn(m->runs, q), vmm_run_count(m->runs, q));
+	runs_unref(b, m->runs, m->nwords);
 	m->nwords = m->nruns = m->max_run = 0;
 }
 
@@ -192,8 +295,7 @@ void vmm_runs_unref(struct vmmfs_vram *v, const struct vmmfs_mapping *m)
 	struct vram_batch b;
 
 	vram_batch_begin(v, &b);
-	for (uint64_t q = 0; q < m->nwords; q = vmm_run_next(m->runs, q))
-		vram_batch_unref(&b, vmm_run_pfn(m->runs, q), vmm_run_count(m->runs, q));
+	runs_unref(&b, m->runs, m->nwords);
 	vram_batch_end(&b);
 }
 
@@ -479,6 +581,26 @@ static void fill_ptes(struct wctx *w, uint64_t va, uint64_t n, uint64_t *restric
 				buf[i] = tmpl | ((pfn + i) << shift);
 			return;
 		}
+	}
+
+	if (!w->pfns) {
+		/* map_runs: no PFN array, the runs it was made from */
+		struct vmm_plan *p = &w->plan;
+
+		plan_seek(p, pg);
+		while (i < n) {
+			uint64_t cnt = vmm_run_count(p->runs, p->r), off = pg + i - p->rstart;
+			uint64_t pfn = vmm_run_pfn(p->runs, p->r) + off, k = MIN(n - i, cnt - off);
+
+			for (uint64_t q = 0; q < k; q++)
+				buf[i + q] = tmpl | ((pfn + q) << shift);
+			i += k;
+			if (i < n) {
+				p->rstart += cnt;
+				p->r = vmm_run_next(p->runs, p->r);
+			}
+		}
+		return;
 	}
 
 	const uint64_t *restrict src = w->pfns + pg;
@@ -1166,7 +1288,7 @@ int vmm_execute(struct vmmfs_vmm *vmm, struct vmmfs_map_op *op, const uint64_t *
 	struct wctx w;
 	int r, rf = 0;
 
-	if (!vmm || !op || op->vmm != vmm || !op->prepared || !out || !pfns ||
+	if (!vmm || !op || op->vmm != vmm || !op->prepared || !out || (!pfns && !refs_held) ||
 	    (flags & ~(VMMFS_MAP_READ_ONLY | VMMFS_MAP_SMALL_ONLY)))
 		return -EINVAL;
 	if (op->planned && flags != op->plan_flags)
@@ -1197,7 +1319,7 @@ int vmm_execute(struct vmmfs_vmm *vmm, struct vmmfs_map_op *op, const uint64_t *
 	wctx_init(&w, vmm, &vmm->deferred);
 	plan_init(&w.plan, vmm, op->va, op->npages, op->planned, m, flags);
 	w.pfns = pfns;
-	w.fill_runs = m->nruns <= m->npages / 64;   /* runs of 64 pages on average */
+	w.fill_runs = m->nruns <= m->npages / 64 || !pfns;   /* runs of 64 pages on average */
 	w.tmpl = mmu_pte_vid_template(vmm->fmt, m->read_only);
 	pramin_lock(vmm->gpu);
 	exec_node(&w, vmm->root, op->va, end);

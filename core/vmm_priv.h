@@ -247,10 +247,23 @@ void vmm_runs_unref(struct vmmfs_vram *v, const struct vmmfs_mapping *m);
 int vmm_runs_add(struct vram_batch *b, const uint64_t *pfns, uint64_t *at, uint64_t n,
 		 uint64_t limit, struct vmmfs_mapping *m);
 void vmm_runs_drop(struct vram_batch *b, struct vmmfs_mapping *m);
+/*
+ * The same from runs (vmmfs_vmm_map_runs), joining runs that continue one
+ * another. measure: checks every run (count 0: -EINVAL; beyond limit:
+ * -ERANGE; pages overflowing: -ERANGE) and gives the words, pages and
+ * longest joined run. add: stores them after m's words (room: as measured)
+ * with a reference on each in b; on an error (-EACCES, -EOVERFLOW) the
+ * runs stored before it stay stored and referenced (vmm_runs_drop).
+ */
+int vmm_runs_measure_runs(const struct vmmfs_vmm_run *runs, uint64_t nruns, uint64_t limit,
+			  uint64_t *words, uint64_t *npages, uint64_t *longest);
+int vmm_runs_add_runs(struct vram_batch *b, const struct vmmfs_vmm_run *runs, uint64_t nruns,
+		      struct vmmfs_mapping *m);
 
 /* Phase 2. refs_held: the caller already took the page references and
  * built the runs (map_pages does both before prepare, so prepare's table
- * pages cannot be among the pages being mapped). */
+ * pages cannot be among the pages being mapped); pfns may then be NULL
+ * (map_runs): the PTEs are made from the runs. */
 int vmm_execute(struct vmmfs_vmm *vmm, struct vmmfs_map_op *op, const uint64_t *pfns,
 		unsigned int flags, bool refs_held, struct vmmfs_mapping **out);
 

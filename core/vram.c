@@ -8,21 +8,26 @@
  * and never handed out.
  *
  * Ownership words (vram.h): one 32-bit word per 2 MiB chunk, uniform or
- * split, and one 16-bit word per page for split chunks. How a chunk word
+ * split, and a word per page for split chunks: 4 bits (narrow), or those 4
+ * bits and 12 more (wide, CW_WIDE in the chunk word). How a chunk word
  * changes:
  *
  *   uniform k -> k +/- 1     a reference on, or the drop of, a run that
  *                            covers the whole chunk (one CAS)
  *   uniform k -> LOCKED      a caller that needs the page words: it stores
- *                            k into all 512 of them first
- *   SPLIT|n   -> LOCKED      the same, the words are already right
+ *                            k into all 512 of them first (narrow when k
+ *                            fits in 4 bits, else wide)
+ *   SPLIT|n   -> LOCKED      the same, the words are already right; the
+ *                            holder turns narrow words wide (all 512 of
+ *                            them) when a page needs a value they lack
  *   LOCKED    -> SPLIT|n     done; n = non-zero page words, counted by the
  *                            lock holder
  *   LOCKED    -> uniform k   done, and every page word is k (n = 0, or
  *                            n = 512 with equal plain counts): the chunk
  *                            is uniform again
  * While a chunk is LOCKED only its holder touches its page words, with plain
- * stores; readers that do not change anything (vram_owner, the scan of
+ * stores (two narrow words share a byte and two wide ones 3 bytes, always
+ * of the same chunk); readers that do not change anything (vram_owner, the scan of
  * vram_alloc_pages) read them without the lock. The words of a uniform
  * chunk are stale and never read. The last chunk of a board that is not a
  * 2 MiB multiple is never made uniform (its missing pages would count).
@@ -42,6 +47,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <vmmfs/vmmfs.h>
@@ -58,11 +64,18 @@
 
 #define CW_SPLIT 0x80000000u
 #define CW_LOCKED 0x40000000u
-#define CW_COUNT 0x3fffffffu
+#define CW_WIDE 0x20000000u            /* split: the wide words are authoritative */
+#define CW_COUNT 0x1fffffffu
 
+/* A page word's value, and the wide words' encoding */
 #define PW_PT 0xffffu
 #define PW_PARKED 0x8000u
 #define PW_COUNT 0x7fffu
+
+/* Narrow words: 4 bits; anything else makes the chunk wide */
+#define NW_MAX 12u                     /* plain counts 1..12 */
+#define NW_PARKED1 13u                 /* parked, mapped once */
+#define NW_PT 15u                      /* (14 is never stored) */
 
 #define NO_CHUNK UINT64_MAX
 
@@ -73,8 +86,9 @@ struct vmmfs_vram {
 	uint64_t vram_size, start, end, pages;
 	uint64_t chunks, full_chunks;     /* all chunks; those with 512 pages */
 	_Atomic uint32_t *chunk;          /* chunks words */
-	_Atomic uint16_t *page;           /* pages words */
-	void *map;                        /* both arrays */
+	uint8_t *narrow;                  /* 4-bit page words, two per byte */
+	uint8_t *high;                    /* wide words' upper 12 bits, two per 3 bytes */
+	void *map;                        /* all three arrays */
 	size_t map_bytes;
 	atomic_uint_fast64_t pt_pages, mapped_pages, alloc_pages, parked_pages;
 };
@@ -82,7 +96,7 @@ struct vmmfs_vram {
 int vram_create(uint64_t vram_size, uint64_t start, uint64_t end, struct vmmfs_vram **out)
 {
 	struct vmmfs_vram *v;
-	size_t chunk_bytes;
+	size_t chunk_bytes, narrow_bytes, high_bytes;
 	long host_page = sysconf(_SC_PAGESIZE);
 	void *map;
 	int r = -ENOMEM;
@@ -100,7 +114,9 @@ int vram_create(uint64_t vram_size, uint64_t start, uint64_t end, struct vmmfs_v
 	v->chunks = (v->pages + CHUNK_PAGES - 1) >> CHUNK_SHIFT;
 	v->full_chunks = v->pages >> CHUNK_SHIFT;
 	chunk_bytes = ALIGN_UP((size_t)v->chunks * sizeof(uint32_t), 64);
-	v->map_bytes = ALIGN_UP(chunk_bytes + (size_t)v->pages * sizeof(uint16_t),
+	narrow_bytes = ALIGN_UP((size_t)v->chunks * (CHUNK_PAGES / 2), 64);
+	high_bytes = (size_t)v->chunks * (CHUNK_PAGES / 2 * 3);
+	v->map_bytes = ALIGN_UP(chunk_bytes + narrow_bytes + high_bytes,
 				(size_t)(host_page > 0 ? host_page : 4096));
 	if (pthread_mutex_init(&v->lock, NULL))
 		goto out_free;
@@ -117,7 +133,8 @@ int vram_create(uint64_t vram_size, uint64_t start, uint64_t end, struct vmmfs_v
 	}
 	v->map = map;
 	v->chunk = map;
-	v->page = (_Atomic uint16_t *)(void *)((char *)map + chunk_bytes);
+	v->narrow = (uint8_t *)map + chunk_bytes;
+	v->high = (uint8_t *)map + chunk_bytes + narrow_bytes;
 	if (v->chunks > v->full_chunks)
 		atomic_store(&v->chunk[v->full_chunks], CW_SPLIT);   /* short: always split */
 
@@ -184,51 +201,72 @@ static uint32_t chunk_load(const struct vmmfs_vram *v, uint64_t c)
 	return w;
 }
 
-/* Locks chunk c for its page words; returns how many are non-zero. */
-static uint32_t chunk_lock(struct vmmfs_vram *v, uint64_t c)
-{
-	_Atomic uint32_t *cw = &v->chunk[c];
-	uint32_t w = chunk_load(v, c);
-
-	for (;;) {
-		if (w == CW_LOCKED) {
-			w = chunk_load(v, c);
-		} else if (atomic_compare_exchange_weak(cw, &w, CW_LOCKED)) {
-			_Atomic uint16_t *pw = &v->page[c << CHUNK_SHIFT];
-
-			if (w & CW_SPLIT)
-				return w & CW_COUNT;
-			for (uint32_t i = 0; i < CHUNK_PAGES; i++)
-				atomic_store_explicit(&pw[i], (uint16_t)w, memory_order_relaxed);
-			return w ? CHUNK_PAGES : 0;
-		}
-	}
-}
-
-/* Unlocks chunk c, whose page words now hold nz non-zero ones: uniform
- * again when they are all 0 or all the same plain count. */
-static void chunk_unlock(struct vmmfs_vram *v, uint64_t c, uint32_t nz)
-{
-	uint32_t w = CW_SPLIT | nz;
-
-	if (c < v->full_chunks) {
-		if (!nz) {
-			w = 0;
-		} else if (nz == CHUNK_PAGES) {
-			_Atomic uint16_t *pw = &v->page[c << CHUNK_SHIFT];
-			uint16_t k = atomic_load_explicit(&pw[0], memory_order_relaxed);
-			uint32_t i = 1;
-
-			while (i < CHUNK_PAGES && atomic_load_explicit(&pw[i], memory_order_relaxed) == k)
-				i++;
-			if (i == CHUNK_PAGES && k <= VRAM_MAP_MAX)
-				w = k;
-		}
-	}
-	atomic_store(&v->chunk[c], w);
-}
-
 /* ---- page words ----------------------------------------------------------- */
+
+static const uint16_t nw_value[16] = {
+	0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, PW_PARKED | 1, PW_PT, PW_PT
+};
+
+/* The narrow word for a value, or -1 when it has none. */
+static inline int nw_of(uint16_t pw)
+{
+	if (pw <= NW_MAX)
+		return pw;
+	if (pw == (PW_PARKED | 1))
+		return NW_PARKED1;
+	return pw == PW_PT ? (int)NW_PT : -1;
+}
+
+static inline unsigned int nw_get(const struct vmmfs_vram *v, uint64_t p)
+{
+	return (unsigned int)(__atomic_load_n(&v->narrow[p >> 1], __ATOMIC_RELAXED) >>
+			      ((p & 1) * 4)) & 15u;
+}
+
+/* Chunk locked by the caller: no one else stores into its bytes. */
+static inline void nw_set(struct vmmfs_vram *v, uint64_t p, unsigned int val)
+{
+	unsigned int sh = (unsigned int)(p & 1) * 4;
+	uint8_t b = __atomic_load_n(&v->narrow[p >> 1], __ATOMIC_RELAXED);
+
+	__atomic_store_n(&v->narrow[p >> 1], (uint8_t)((b & ~(15u << sh)) | (val << sh)),
+			 __ATOMIC_RELAXED);
+}
+
+/* A wide word is its page's 4-bit word (the low bits) and 12 more bits in
+ * the high array: pages 2k and 2k + 1 share its bytes 3k..3k+2. */
+static inline uint32_t hi_load3(const uint8_t *h)
+{
+	return (uint32_t)__atomic_load_n(&h[0], __ATOMIC_RELAXED) |
+	       (uint32_t)__atomic_load_n(&h[1], __ATOMIC_RELAXED) << 8 |
+	       (uint32_t)__atomic_load_n(&h[2], __ATOMIC_RELAXED) << 16;
+}
+
+static inline uint16_t ww_get(const struct vmmfs_vram *v, uint64_t p)
+{
+	uint32_t x = hi_load3(&v->high[(p >> 1) * 3]);
+
+	return (uint16_t)(((x >> ((p & 1) * 12)) & 0xfffu) << 4 | nw_get(v, p));
+}
+
+/* Chunk locked by the caller. */
+static inline void ww_set(struct vmmfs_vram *v, uint64_t p, uint16_t val)
+{
+	uint8_t *h = &v->high[(p >> 1) * 3];
+	unsigned int sh = (unsigned int)(p & 1) * 12;
+	uint32_t x = (hi_load3(h) & ~(0xfffu << sh)) | (uint32_t)(val >> 4) << sh;
+
+	__atomic_store_n(&h[0], (uint8_t)x, __ATOMIC_RELAXED);
+	__atomic_store_n(&h[1], (uint8_t)(x >> 8), __ATOMIC_RELAXED);
+	__atomic_store_n(&h[2], (uint8_t)(x >> 16), __ATOMIC_RELAXED);
+	nw_set(v, p, val & 15u);
+}
+
+/* A page word's value in a split chunk of that width. */
+static inline uint16_t pw_read(const struct vmmfs_vram *v, bool wide, uint64_t p)
+{
+	return wide ? ww_get(v, p) : nw_value[nw_get(v, p)];
+}
 
 static uint32_t owner_of(uint16_t pw)
 {
@@ -237,14 +275,141 @@ static uint32_t owner_of(uint16_t pw)
 	return (pw & PW_PARKED ? VRAM_OWNER_PARKED : 0) | (pw & PW_COUNT);
 }
 
-static inline uint16_t pw_get(const struct vmmfs_vram *v, uint64_t pfn)
+/* ---- chunk locks ------------------------------------------------------------ */
+
+/* Locks chunk c for its page words; returns how many are non-zero and sets
+ * *wide to the width they are in. A uniform chunk's count is stored into
+ * all of its words first (narrow when it fits). */
+static uint32_t chunk_lock(struct vmmfs_vram *v, uint64_t c, bool *wide)
 {
-	return atomic_load_explicit(&v->page[pfn], memory_order_relaxed);
+	_Atomic uint32_t *cw = &v->chunk[c];
+	uint32_t w = chunk_load(v, c);
+
+	for (;;) {
+		if (w == CW_LOCKED) {
+			w = chunk_load(v, c);
+		} else if (atomic_compare_exchange_weak(cw, &w, CW_LOCKED)) {
+			uint64_t p0 = c << CHUNK_SHIFT;
+
+			if (w & CW_SPLIT) {
+				*wide = w & CW_WIDE;
+				return w & CW_COUNT;
+			}
+			*wide = w > NW_MAX;
+			if (!*wide) {
+				memset(&v->narrow[p0 >> 1], (int)(w * 0x11u), CHUNK_PAGES / 2);
+			} else {
+				for (uint32_t i = 0; i < CHUNK_PAGES; i++)
+					ww_set(v, p0 + i, (uint16_t)w);
+			}
+			return w ? CHUNK_PAGES : 0;
+		}
+	}
 }
 
-static inline void pw_set(struct vmmfs_vram *v, uint64_t pfn, uint16_t val)
+/* Whether the 512 page words of chunk c are all the same plain count; *k
+ * gets it. */
+static bool chunk_same(const struct vmmfs_vram *v, uint64_t c, bool wide, uint32_t *k)
 {
-	atomic_store_explicit(&v->page[pfn], val, memory_order_relaxed);
+	uint64_t p0 = c << CHUNK_SHIFT;
+
+	if (wide) {
+		uint16_t x = ww_get(v, p0);
+		uint32_t i = 1;
+
+		while (i < CHUNK_PAGES && ww_get(v, p0 + i) == x)
+			i++;
+		*k = x;
+		return i == CHUNK_PAGES && x <= VRAM_MAP_MAX;
+	} else {
+		const uint8_t *nb = &v->narrow[p0 >> 1];
+		uint64_t x, y;
+
+		*k = nb[0] & 15u;
+		if (*k > NW_MAX)
+			return false;
+		x = (uint64_t)(*k * 0x11u) * 0x0101010101010101ull;   /* every nibble k */
+		for (uint32_t i = 0; i < CHUNK_PAGES / 2; i += 8) {
+			memcpy(&y, nb + i, 8);
+			if (y != x)
+				return false;
+		}
+		return true;
+	}
+}
+
+/* Unlocks chunk c, whose page words now hold nz non-zero ones: uniform
+ * again when they are all 0 or all the same plain count. */
+static void chunk_unlock(struct vmmfs_vram *v, uint64_t c, uint32_t nz, bool wide)
+{
+	uint32_t w = CW_SPLIT | (wide ? CW_WIDE : 0) | nz, k;
+
+	if (c < v->full_chunks) {
+		if (!nz)
+			w = 0;
+		else if (nz == CHUNK_PAGES && chunk_same(v, c, wide, &k))
+			w = k;
+	}
+	atomic_store(&v->chunk[c], w);
+}
+
+/* Copies the narrow words of locked chunk c to its wide ones. */
+static void chunk_widen(struct vmmfs_vram *v, uint64_t c)
+{
+	uint64_t p0 = c << CHUNK_SHIFT;
+
+	for (uint32_t i = 0; i < CHUNK_PAGES; i++)
+		ww_set(v, p0 + i, nw_value[nw_get(v, p0 + i)]);
+}
+
+/* ---- batches: one chunk locked at a time ----------------------------------- */
+
+void vram_batch_begin(struct vmmfs_vram *v, struct vram_batch *b)
+{
+	b->v = v;
+	b->chunk = NO_CHUNK;
+	b->nz = 0;
+	b->wide = false;
+	b->mapped = 0;
+}
+
+/* Unlocks the chunk the batch holds, if any. */
+static void batch_leave(struct vram_batch *b)
+{
+	if (b->chunk != NO_CHUNK)
+		chunk_unlock(b->v, b->chunk, b->nz, b->wide);
+	b->chunk = NO_CHUNK;
+}
+
+/* Locks chunk c for the batch (one chunk at a time). */
+static void batch_enter(struct vram_batch *b, uint64_t c)
+{
+	if (b->chunk == c)
+		return;
+	batch_leave(b);
+	b->nz = chunk_lock(b->v, c, &b->wide);
+	b->chunk = c;
+}
+
+/* Page words of the chunk the batch holds. */
+static inline uint16_t bw_get(const struct vram_batch *b, uint64_t p)
+{
+	return pw_read(b->v, b->wide, p);
+}
+
+static void bw_put(struct vram_batch *b, uint64_t p, uint16_t val)
+{
+	if (!b->wide) {
+		int n = nw_of(val);
+
+		if (n >= 0) {
+			nw_set(b->v, p, (unsigned int)n);
+			return;
+		}
+		chunk_widen(b->v, b->chunk);
+		b->wide = true;
+	}
+	ww_set(b->v, p, val);
 }
 
 /* ---- parking ------------------------------------------------------------ */
@@ -252,26 +417,28 @@ static inline void pw_set(struct vmmfs_vram *v, uint64_t pfn, uint16_t val)
 /* The page pfn was just allocated and may be mapped: park it (keep it
  * allocated until its last mapping goes). Chunk locked by the caller.
  * Returns false when it is not mapped: the page is usable. */
-static bool park_locked(struct vmmfs_vram *v, uint64_t pfn)
+static bool park_locked(struct vram_batch *b, uint64_t pfn)
 {
-	uint16_t old = pw_get(v, pfn);
+	uint16_t old = bw_get(b, pfn);
 
 	if (!old)
 		return false;
 	if (VMMFS_WARN_ON(old == PW_PT || (old & PW_PARKED)))
 		return true;    /* a free page can be neither: keep it out */
-	pw_set(v, pfn, old | PW_PARKED);
-	atomic_fetch_add(&v->parked_pages, 1);
+	bw_put(b, pfn, old | PW_PARKED);
+	atomic_fetch_add(&b->v->parked_pages, 1);
 	return true;
 }
 
 static bool park(struct vmmfs_vram *v, uint64_t pfn)
 {
-	uint64_t c = pfn >> CHUNK_SHIFT;
-	uint32_t nz = chunk_lock(v, c);
-	bool parked = park_locked(v, pfn);
+	struct vram_batch b;
+	bool parked;
 
-	chunk_unlock(v, c, nz);
+	vram_batch_begin(v, &b);
+	batch_enter(&b, pfn >> CHUNK_SHIFT);
+	parked = park_locked(&b, pfn);
+	batch_leave(&b);
 	return parked;
 }
 
@@ -280,14 +447,18 @@ static bool park(struct vmmfs_vram *v, uint64_t pfn)
  * meanwhile, that unref returns it once we drop the lock. */
 static void unpark(struct vmmfs_vram *v, struct vmmfs_buddy_block *blk)
 {
-	uint64_t pfn = vmmfs_buddy_block_offset(blk) >> PAGE_SHIFT, c = pfn >> CHUNK_SHIFT;
-	uint32_t nz = chunk_lock(v, c);
-	uint16_t old = pw_get(v, pfn);
-	bool mine = (old & PW_PARKED) && old != PW_PT;
+	uint64_t pfn = vmmfs_buddy_block_offset(blk) >> PAGE_SHIFT;
+	struct vram_batch b;
+	uint16_t old;
+	bool mine;
 
+	vram_batch_begin(v, &b);
+	batch_enter(&b, pfn >> CHUNK_SHIFT);
+	old = bw_get(&b, pfn);
+	mine = (old & PW_PARKED) && old != PW_PT;
 	if (mine)
-		pw_set(v, pfn, old & ~PW_PARKED);
-	chunk_unlock(v, c, nz);
+		bw_put(&b, pfn, old & ~PW_PARKED);
+	batch_leave(&b);
 	if (!mine)
 		return;
 	atomic_fetch_sub(&v->parked_pages, 1);
@@ -328,18 +499,19 @@ static void release_parked(struct vmmfs_vram *v, uint64_t pfn)
  * it is mapped (false). */
 static bool claim_pt(struct vmmfs_vram *v, uint64_t pfn)
 {
-	uint64_t c = pfn >> CHUNK_SHIFT;
-	uint32_t nz = chunk_lock(v, c);
+	struct vram_batch b;
 	bool claimed = false;
 
-	if (!pw_get(v, pfn)) {
-		pw_set(v, pfn, PW_PT);
-		nz++;
+	vram_batch_begin(v, &b);
+	batch_enter(&b, pfn >> CHUNK_SHIFT);
+	if (!bw_get(&b, pfn)) {
+		bw_put(&b, pfn, PW_PT);
+		b.nz++;
 		claimed = true;
 	} else {
-		park_locked(v, pfn);
+		park_locked(&b, pfn);
 	}
-	chunk_unlock(v, c, nz);
+	batch_leave(&b);
 	return claimed;
 }
 
@@ -379,13 +551,17 @@ void vram_free_pt(struct vmmfs_vram *v, uint64_t pa)
 	/* The word first: once the page is back in the buddy, the next
 	 * allocation must see it unowned. */
 	{
-		uint64_t c = pfn >> CHUNK_SHIFT;
-		uint32_t nz = chunk_lock(v, c);
-		uint16_t w = pw_get(v, pfn);
+		struct vram_batch b;
+		uint16_t w;
 
-		if (w == PW_PT)
-			pw_set(v, pfn, 0);
-		chunk_unlock(v, c, nz - (w == PW_PT));
+		vram_batch_begin(v, &b);
+		batch_enter(&b, pfn >> CHUNK_SHIFT);
+		w = bw_get(&b, pfn);
+		if (w == PW_PT) {
+			bw_put(&b, pfn, 0);
+			b.nz--;
+		}
+		batch_leave(&b);
 		if (w != PW_PT) {
 			log_err("vram: page 0x%llx is returned as a page table but its owner word is 0x%x",
 				(unsigned long long)pa, owner_of(w));
@@ -494,7 +670,7 @@ static uint64_t first_owned(const struct vmmfs_vram *v, uint64_t first, uint64_t
 			continue;
 		}
 		for (; p < cend; p++)
-			if (atomic_load_explicit(&v->page[p], memory_order_relaxed))
+			if (pw_read(v, w & CW_WIDE, p))
 				return p;
 	}
 	return end;
@@ -669,43 +845,17 @@ void vram_free_run(struct vmmfs_vram *v, uint64_t first, uint64_t count)
 
 /* ---- mapping references --------------------------------------------------- */
 
-void vram_batch_begin(struct vmmfs_vram *v, struct vram_batch *b)
-{
-	b->v = v;
-	b->chunk = NO_CHUNK;
-	b->nz = 0;
-	b->mapped = 0;
-}
-
-/* Unlocks the chunk the batch holds, if any. */
-static void batch_leave(struct vram_batch *b)
-{
-	if (b->chunk != NO_CHUNK)
-		chunk_unlock(b->v, b->chunk, b->nz);
-	b->chunk = NO_CHUNK;
-}
-
-/* Locks chunk c for the batch (one chunk at a time). */
-static void batch_enter(struct vram_batch *b, uint64_t c)
-{
-	if (b->chunk == c)
-		return;
-	batch_leave(b);
-	b->nz = chunk_lock(b->v, c);
-	b->chunk = c;
-}
 
 /* References on pages [first, first + n) of one chunk. On an error, none
  * of them is kept. */
 static int part_ref(struct vram_batch *b, uint64_t first, uint32_t n)
 {
-	struct vmmfs_vram *v = b->v;
 	uint32_t i, nz = 0;
 	int r = 0;
 
 	batch_enter(b, first >> CHUNK_SHIFT);
 	for (i = 0; i < n; i++) {
-		uint16_t old = pw_get(v, first + i);
+		uint16_t old = bw_get(b, first + i);
 
 		if (old == PW_PT) {
 			r = -EACCES;
@@ -715,15 +865,15 @@ static int part_ref(struct vram_batch *b, uint64_t first, uint32_t n)
 			r = -EOVERFLOW;
 			break;
 		}
-		pw_set(v, first + i, (uint16_t)(old + 1));
+		bw_put(b, first + i, (uint16_t)(old + 1));
 		nz += !old;
 	}
 	if (r) {
 		/* the chunk is still ours: the words are as we left them */
 		while (i--) {
-			uint16_t now = (uint16_t)(pw_get(v, first + i) - 1);
+			uint16_t now = (uint16_t)(bw_get(b, first + i) - 1);
 
-			pw_set(v, first + i, now);
+			bw_put(b, first + i, now);
 			nz -= !now;
 		}
 	}
@@ -740,7 +890,7 @@ static void part_unref(struct vram_batch *b, uint64_t first, uint32_t n)
 
 	batch_enter(b, c);
 	for (uint64_t p = first; p < first + n; p++) {
-		uint16_t old = pw_get(v, p), now;
+		uint16_t old = bw_get(b, p), now;
 
 		if (old == PW_PT || !(old & PW_COUNT)) {
 			log_err("vram: dropping a mapping of page 0x%llx, which is not mapped "
@@ -750,7 +900,7 @@ static void part_unref(struct vram_batch *b, uint64_t first, uint32_t n)
 		now = (uint16_t)(old - 1);
 		if (now == PW_PARKED)
 			now = 0;
-		pw_set(v, p, now);
+		bw_put(b, p, now);
 		if (now)
 			continue;
 		b->nz--;
@@ -851,13 +1001,13 @@ int vram_batch_ref(struct vram_batch *b, uint64_t first, uint64_t count)
 		return count ? -ERANGE : 0;
 	if (count == 1 && b->chunk == first >> CHUNK_SHIFT) {
 		/* one page in the chunk the batch holds: scattered PFNs */
-		uint16_t old = pw_get(v, first);
+		uint16_t old = bw_get(b, first);
 
 		if (old == PW_PT)
 			return -EACCES;
 		if ((old & PW_COUNT) >= VRAM_MAP_MAX)
 			return -EOVERFLOW;
-		pw_set(v, first, (uint16_t)(old + 1));
+		bw_put(b, first, (uint16_t)(old + 1));
 		b->nz += !old;
 		b->mapped += !old;
 		return 0;
@@ -886,20 +1036,174 @@ void vram_batch_unref(struct vram_batch *b, uint64_t first, uint64_t count)
 		return;
 	if (count == 1 && b->chunk == first >> CHUNK_SHIFT) {
 		/* one page in the chunk the batch holds, not its last mapping */
-		uint16_t old = pw_get(v, first);
+		uint16_t old = bw_get(b, first);
 
 		if (old != PW_PT && (old & PW_COUNT) > 1) {
-			pw_set(v, first, (uint16_t)(old - 1));
+			bw_put(b, first, (uint16_t)(old - 1));
 			return;
 		}
 		if (old == 1) {
-			pw_set(v, first, 0);
+			bw_put(b, first, 0);
 			b->nz--;
 			b->mapped--;
 			return;
 		}
 	}
 	unref_range(b, first, count);
+}
+
+/*
+ * Single pages in any order (scattered PFNs): the page word updates of
+ * consecutive pages of one chunk share the batch's lock of it, and the
+ * loop does no more per page than load, check and store its word.
+ */
+/*
+ * The loops over single pages keep the chunk the batch holds, when its
+ * words are narrow and all of it is below the loop's limit, as a byte
+ * range in registers: a page there costs a load, a check and a store.
+ */
+struct fast_chunk {
+	uint64_t base, span;   /* its pages [base, base + span); span 0: none */
+	uint8_t *bytes;        /* its narrow words */
+};
+
+static inline void fast_set(struct fast_chunk *fc, const struct vram_batch *b, uint64_t lim)
+{
+	uint64_t base = b->chunk << CHUNK_SHIFT;
+
+	fc->span = 0;
+	if (b->chunk == NO_CHUNK || b->wide || base + CHUNK_PAGES > lim)
+		return;
+	fc->base = base;
+	fc->span = CHUNK_PAGES;
+	fc->bytes = &b->v->narrow[base >> 1];
+}
+
+/* A reference on page p the careful way. Returns 1 when the loop must
+ * stop before p (*err: -EACCES, -EOVERFLOW, or 0 when p is not below lim). */
+static int ref_slow(struct vram_batch *b, uint64_t p, uint64_t lim, int *err)
+{
+	uint16_t old;
+
+	if (p >= lim)
+		return 1;
+	batch_enter(b, p >> CHUNK_SHIFT);
+	old = bw_get(b, p);
+	if (old == PW_PT) {
+		*err = -EACCES;
+		return 1;
+	}
+	if ((old & PW_COUNT) >= VRAM_MAP_MAX) {
+		*err = -EOVERFLOW;
+		return 1;
+	}
+	bw_put(b, p, (uint16_t)(old + 1));
+	b->nz += !old;
+	b->mapped += !old;
+	return 0;
+}
+
+uint64_t vram_batch_ref_singles(struct vram_batch *b, const uint64_t *pfns, uint64_t n,
+				uint64_t avail, uint64_t limit, uint32_t *out, int *err)
+{
+	const uint64_t lim = MIN(limit, b->v->pages);
+	/* pages whose next PFN can be looked at */
+	const uint64_t m = avail > n ? n : n - (n > 0);
+	struct fast_chunk fc = { 0, 0, NULL };
+	uint32_t fresh = 0;     /* pages newly mapped in fc, not yet in *b */
+	uint64_t i;
+
+	*err = 0;
+	fast_set(&fc, b, lim);
+	for (i = 0; i < m; i++) {
+		uint64_t p = pfns[i], off = p - fc.base;
+
+		if (pfns[i + 1] == p + 1)
+			break;          /* a run of consecutive PFNs starts here */
+		if (off < fc.span) {
+			uint8_t *a = fc.bytes + (off >> 1);
+			unsigned int sh = (unsigned int)(off & 1) * 4;
+			uint8_t x = __atomic_load_n(a, __ATOMIC_RELAXED);
+			unsigned int nw = (x >> sh) & 15u;
+
+			if (nw < NW_MAX) {
+				/* the common case: a plain count that stays narrow */
+				__atomic_store_n(a, (uint8_t)(x + (1u << sh)), __ATOMIC_RELAXED);
+				fresh += !nw;
+				out[i] = (uint32_t)p;
+				continue;
+			}
+		}
+		b->nz += fresh;
+		b->mapped += fresh;
+		fresh = 0;
+		if (ref_slow(b, p, lim, err))
+			break;
+		out[i] = (uint32_t)p;
+		fast_set(&fc, b, lim);
+	}
+	b->nz += fresh;
+	b->mapped += fresh;
+	if (i == m && m < n && !ref_slow(b, pfns[i], lim, err))
+		out[i++] = (uint32_t)pfns[m];   /* the last page, nothing after it */
+	return i;
+}
+
+/* Drops a reference on page p the careful way. */
+static void unref_slow(struct vram_batch *b, uint64_t p)
+{
+	uint16_t old;
+
+	if (VMMFS_WARN_ON(p >= b->v->pages))
+		return;
+	batch_enter(b, p >> CHUNK_SHIFT);
+	old = bw_get(b, p);
+	if (old != PW_PT && (old & PW_COUNT) > 1 && !(old & PW_PARKED)) {
+		bw_put(b, p, (uint16_t)(old - 1));
+	} else if (old == 1) {
+		bw_put(b, p, 0);
+		b->nz--;
+		b->mapped--;
+	} else {
+		part_unref(b, p, 1);   /* parked, or not mapped */
+	}
+}
+
+uint64_t vram_batch_unref_pages32(struct vram_batch *b, const uint32_t *pfns, uint64_t n)
+{
+	const uint64_t lim = MIN(b->v->pages, 1ull << 31);
+	struct fast_chunk fc = { 0, 0, NULL };
+	uint32_t gone = 0;      /* pages unmapped in fc, not yet in *b */
+	uint64_t i;
+
+	fast_set(&fc, b, lim);
+	for (i = 0; i < n; i++) {
+		uint64_t p = pfns[i], off = p - fc.base;
+
+		if (off < fc.span) {
+			uint8_t *a = fc.bytes + (off >> 1);
+			unsigned int sh = (unsigned int)(off & 1) * 4;
+			uint8_t x = __atomic_load_n(a, __ATOMIC_RELAXED);
+			unsigned int nw = (x >> sh) & 15u;
+
+			if (nw - 1 < NW_MAX) {
+				/* a plain count, 1..NW_MAX */
+				__atomic_store_n(a, (uint8_t)(x - (1u << sh)), __ATOMIC_RELAXED);
+				gone += nw == 1;
+				continue;
+			}
+		}
+		if (p >> 31)
+			break;
+		b->nz -= gone;
+		b->mapped -= gone;
+		gone = 0;
+		unref_slow(b, p);
+		fast_set(&fc, b, lim);
+	}
+	b->nz -= gone;
+	b->mapped -= gone;
+	return i;
 }
 
 void vram_batch_end(struct vram_batch *b)
@@ -973,7 +1277,7 @@ uint32_t vram_owner(const struct vmmfs_vram *v, uint64_t pfn)
 		w = chunk_load(v, c);
 		if (!(w & CW_SPLIT))
 			return w;
-		pw = pw_get(v, pfn);
+		pw = pw_read(v, w & CW_WIDE, pfn);
 		if (atomic_load(&v->chunk[c]) == w)
 			return owner_of(pw);
 	}

@@ -4,27 +4,34 @@
  *
  * A buddy allocator (4 KiB chunks) covers the managed range [start, end).
  * Ownership of every VRAM page of the board (not only the managed range) is
- * kept in two arrays, so that a mapping of a contiguous run costs one
- * atomic operation per 2 MiB, not per page:
+ * kept in small arrays, so that a mapping of a contiguous run costs one
+ * atomic operation per 2 MiB, not per page, and a scattered page half a
+ * byte of host memory:
  *
  *   chunk word, 32 bits, one per 2 MiB of VRAM (512 pages), atomic:
  *     0..VRAM_MAP_MAX  uniform: every page of the chunk is mapped that many
  *                      times (0: free, or allocated and not mapped); the
  *                      chunk's page words are not used
- *     SPLIT | n        the page words are authoritative; n of them are
- *                      non-zero
+ *     SPLIT | n        the page words are authoritative, narrow; n of them
+ *                      are non-zero
+ *     SPLIT|WIDE | n   the same, wide page words
  *     LOCKED           a caller is changing the page words (see Locking)
- *   page word, 16 bits, one per page, used while its chunk is split:
+ *   page word, used while its chunk is split; its value is one of
  *     0                free, or allocated and not mapped
  *     1..VRAM_MAP_MAX  mapped that many times
  *     PARKED | count   mapped, and held out of the allocator: a page-table
  *                      or alloc= allocation met it while it was mapped; it
  *                      returns to the allocator when its last mapping goes
  *     PT               holds a page table
+ *   stored narrow, 4 bits a page (0, counts 1..12, PARKED | 1, PT), or,
+ *   when a page of the chunk holds any other value, wide: 16 bits a page
+ *   (those 4 bits and 12 more in a second array). A chunk turns wide when
+ *   one of its pages needs it and narrow again when it turns uniform.
  * A reference on a run that covers whole chunks changes their chunk words
- * only (compare-and-swap); the chunks at its ends, page-table pages and
- * parked pages use page words. A split chunk turns uniform again when its
- * page words become all 0 or all the same plain count.
+ * only (compare-and-swap); the chunks at its ends, scattered pages,
+ * page-table pages and parked pages use page words. A split chunk turns
+ * uniform again when its page words become all 0 or all the same plain
+ * count.
  *
  * Limits: a page can be mapped at most VRAM_MAP_MAX (32766) times at once;
  * one more reference fails with -EOVERFLOW.
@@ -41,7 +48,8 @@
  *   it. References take no mutex. Page words are changed under a chunk
  *   lock (the LOCKED chunk word, taken by compare-and-swap), which is a
  *   leaf: its holder only loads and stores the chunk's page words (at most
- *   512 stores to make them from a uniform count, then its own changes),
+ *   512 stores to make them from a uniform count, 1024 to widen them, then its
+ *   own changes),
  *   holds one chunk at a time, never waits for anything while holding it
  *   (no other chunk, no mutex, no allocation, no call out) and releases it
  *   before taking the buddy mutex. An allocation may hold a chunk lock for a
@@ -55,13 +63,13 @@
  *   references, so it never does (except to undo its own references after a
  *   validation error, before its point of no return).
  *
- * Memory: both arrays are one anonymous mapping made at create and
+ * Memory: the arrays are one anonymous mapping made at create and
  *   charged to the system's commit limit then (not MAP_NORESERVE: creation
  *   fails with -ENOMEM if the memory cannot be promised, rather than a
  *   reference faulting later; about 2 bytes per VRAM page: 40 MiB for an
- *   80 GiB board). Host memory becomes resident only
- *   for the parts touched: 4 bytes per 2 MiB chunk in use, plus 2 bytes
- *   per page of split chunks.
+ *   80 GiB board). Host memory becomes resident only for the parts
+ *   touched: 4 bytes per 2 MiB chunk in use, plus half a byte per page of
+ *   split chunks (2 bytes per page of wide ones).
  */
 #ifndef VMMFS_VRAM_H
 #define VMMFS_VRAM_H
@@ -140,11 +148,28 @@ struct vram_batch {
 	struct vmmfs_vram *v;
 	uint64_t chunk;        /* the chunk the batch holds locked, or UINT64_MAX */
 	uint32_t nz;           /* its non-zero page words */
+	bool wide;             /* its page words are wide (16-bit) */
 	int64_t mapped;        /* change of mapped pages, not yet applied */
 };
 void vram_batch_begin(struct vmmfs_vram *v, struct vram_batch *b);
 int vram_batch_ref(struct vram_batch *b, uint64_t first, uint64_t count);
 void vram_batch_unref(struct vram_batch *b, uint64_t first, uint64_t count);
+/*
+ * Scattered PFNs, the loop of a run stream builder: from pfns[0], for each
+ * page that is a run of its own (pfns[i + 1] != pfns[i] + 1, looked at
+ * while i + 1 < avail) and below limit, takes one reference and stores the
+ * PFN as a 32-bit word in out[i] (limit <= 2^32); at most n pages (n <=
+ * avail). Returns how many pages were done; it stops before a page that
+ * starts a run of consecutive PFNs, that is not below limit or beyond
+ * VRAM (*err 0), or whose reference fails (*err -EACCES or -EOVERFLOW):
+ * that page is neither referenced nor stored.
+ */
+uint64_t vram_batch_ref_singles(struct vram_batch *b, const uint64_t *pfns, uint64_t n,
+				uint64_t avail, uint64_t limit, uint32_t *out, int *err);
+/* Drops one reference on each page of pfns[0..n) (32-bit PFNs), up to the
+ * first word with bit 31 set (a word that is not a PFN in the callers'
+ * streams). Returns how many were dropped. */
+uint64_t vram_batch_unref_pages32(struct vram_batch *b, const uint32_t *pfns, uint64_t n);
 void vram_batch_end(struct vram_batch *b);
 
 /* True when the page holds a page table. */

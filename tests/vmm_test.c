@@ -1594,6 +1594,241 @@ static void test_memory_per_page(void)
 	vmmfs_gpu_close(gpu);
 }
 
+/*
+ * Page references of scattered PFNs (the single-page loop of vram.h): a
+ * page mapped more often than its 4-bit owner word holds moves its chunk
+ * to wide words and back; an error anywhere in a stretch of single pages
+ * (a page table, a page beyond VRAM, a page at VRAM_MAP_MAX) leaves no
+ * reference behind, in both phases' paths; a random permutation maps and
+ * checks out.
+ */
+static void test_scattered_refs(void)
+{
+	struct vmmfs_gpu *gpu = vt_open_sim("ga102", 256 * MiB);
+	struct vmmfs_vmm *vmm = new_vmm(gpu);
+	const uint64_t n = 3000, vram_pages = 256 * MiB / PG;
+	uint64_t *pf = calloc(n, sizeof(*pf)), pt = vmmfs_vmm_pdb(vmm) >> 12;
+	struct vmmfs_mapping *m[20];
+	struct vmmfs_map_op *op;
+	struct vmmfs_mapping *mm;
+
+	vt_seed("scattered_refs");
+	CU_ASSERT_FATAL(pf != NULL);
+	/* every third page from 100: no two consecutive, across chunks */
+	for (uint64_t i = 0; i < n; i++)
+		pf[i] = 100 + 3 * i;
+	for (int k = 0; k < 20; k++) {
+		/* the first 40 pages 20 times, the rest once */
+		VT_EQ_INT(vmmfs_vmm_map_pages(vmm, pf, k ? 40 : n, NULL, 0, &m[k]), 0);
+		check_vmm(vmm, "scattered map", k);
+	}
+	VT_EQ_U64(vram_owner(gpu->vram, pf[0]), 20);
+	VT_EQ_U64(vram_owner(gpu->vram, pf[39]), 20);
+	VT_EQ_U64(vram_owner(gpu->vram, pf[40]), 1);
+	VT_EQ_U64(vram_owner(gpu->vram, pf[0] + 1), 0);
+	VT_EQ_U64(vram_owner(gpu->vram, pf[n - 1]), 1);
+	for (int k = 19; k >= 1; k -= 2) {   /* odd ones first: counts go down unevenly */
+		VT_EQ_INT(vmmfs_vmm_unmap(vmm, m[k]), 0);
+		check_vmm(vmm, "scattered unmap", k);
+	}
+	VT_EQ_U64(vram_owner(gpu->vram, pf[7]), 10);
+	for (int k = 18; k >= 0; k -= 2)
+		VT_EQ_INT(vmmfs_vmm_unmap(vmm, m[k]), 0);
+	for (uint64_t i = 0; i < n; i++)
+		if (vram_owner(gpu->vram, pf[i])) {
+			VT_EQ_U64(vram_owner(gpu->vram, pf[i]), 0);
+			break;
+		}
+	VT_EQ_U64(stats(vmm).mapped_pages, 0);
+
+	/* a chunk all of whose pages are mapped, unevenly (a pattern that
+	 * repeats every 16 pages): it must not be taken for a uniform one */
+	{
+		const uint64_t base = 8 * 512;
+
+		VT_EQ_INT(vram_ref_run(gpu->vram, base, 512), 0);
+		for (uint64_t i = 0; i < 512; i++)
+			if (i % 16 == 2 || i % 16 == 3)
+				VT_EQ_INT(vram_ref_run(gpu->vram, base + i, 1), 0);
+		VT_EQ_U64(vram_owner(gpu->vram, base), 1);
+		VT_EQ_U64(vram_owner(gpu->vram, base + 2), 2);
+		VT_EQ_U64(vram_owner(gpu->vram, base + 19), 2);
+		VT_EQ_U64(vram_owner(gpu->vram, base + 511), 1);
+		for (uint64_t i = 0; i < 512; i++)
+			if (i % 16 == 2 || i % 16 == 3)
+				vram_unref_run(gpu->vram, base + i, 1);
+		VT_EQ_U64(vram_owner(gpu->vram, base + 2), 1);
+		vram_unref_run(gpu->vram, base, 512);
+		VT_EQ_U64(vram_owner(gpu->vram, base + 2), 0);
+	}
+
+	/* errors in the middle of single pages: nothing kept */
+	for (int e = 0; e < 3; e++) {
+		uint64_t at = 1 + vt_rand_below(n - 2), keep = pf[at];
+
+		pf[at] = e == 0 ? pt : e == 1 ? vram_pages + at : 50000;
+		if (e == 2)
+			for (uint64_t i = 0; i < VRAM_MAP_MAX; i++)
+				CU_ASSERT_EQUAL_FATAL(vram_ref_run(gpu->vram, 50000, 1), 0);
+		VT_EQ_INT(vmmfs_vmm_map_pages(vmm, pf, n, NULL, 0, &mm),
+			  e == 0 ? -EACCES : e == 1 ? -ERANGE : -EOVERFLOW);
+		VT_EQ_INT(vmmfs_vmm_prepare_map(vmm, n, NULL, &op), 0);
+		VT_EQ_INT(vmmfs_vmm_execute_map(vmm, op, pf, 0, &mm),
+			  e == 0 ? -EACCES : e == 1 ? -ERANGE : -EOVERFLOW);
+		vmmfs_vmm_abort_map(vmm, op);
+		for (uint64_t i = 0; i < n; i++)
+			if (i != at && vram_owner(gpu->vram, pf[i])) {
+				VT_EQ_U64(vram_owner(gpu->vram, pf[i]), 0);
+				break;
+			}
+		if (e == 2) {
+			VT_EQ_U64(vram_owner(gpu->vram, 50000), VRAM_MAP_MAX);
+			for (uint64_t i = 0; i < VRAM_MAP_MAX; i++)
+				vram_unref_run(gpu->vram, 50000, 1);
+		}
+		pf[at] = keep;
+		check_vmm(vmm, "scattered error", e);
+	}
+
+	/* a random permutation of 3000 pages: every page its own run */
+	for (uint64_t i = 0; i < n; i++)
+		pf[i] = 2000 + i;
+	for (uint64_t i = n - 1; i > 0; i--) {
+		uint64_t j = vt_rand_below(i + 1), t = pf[i];
+
+		pf[i] = pf[j];
+		pf[j] = t;
+	}
+	VT_EQ_INT(vmmfs_vmm_map_pages(vmm, pf, n, NULL, 0, &mm), 0);
+	check_vmm(vmm, "random permutation", 0);
+	for (uint64_t i = 0; i < n; i += 97)
+		VT_EQ_U64(vram_owner(gpu->vram, pf[i]), 1);
+	VT_EQ_INT(vmmfs_vmm_unmap(vmm, mm), 0);
+	VT_EQ_U64(vram_owner(gpu->vram, pf[0]), 0);
+	VT_EQ_U64(stats(vmm).mapped_pages, 0);
+	check_vmm(vmm, "random permutation unmapped", 0);
+	free(pf);
+	vmmfs_vmm_destroy(vmm);
+	vmmfs_gpu_close(gpu);
+}
+
+/*
+ * vmmfs_vmm_map_runs: the same mapping as map_pages of the expanded PFNs
+ * (runs that continue one another joined, big pages planned from the
+ * runs, every page translated by the GPU's MMU), its errors leave nothing
+ * behind, and claimed runs go back to the allocator at unmap.
+ */
+static void test_map_runs(void)
+{
+	for (int c = 0; vt_chips[c]; c++) {
+		struct vmmfs_gpu *gpu = vt_open_sim(vt_chips[c], 256 * MiB);
+		struct vmmfs_vmm *vmm = new_vmm(gpu);
+		/* 4 MiB from a 2 MiB-aligned PFN in two pieces, 3 singles, a 20-page run */
+		const struct vmmfs_vmm_run runs[] = {
+			{ 4096, 700 }, { 4796, 324 }, { 9, 1 }, { 7, 1 }, { 100, 1 }, { 200, 20 },
+		};
+		const uint64_t nr = sizeof(runs) / sizeof(runs[0]), n = 1024 + 3 + 20;
+		uint64_t *pf = calloc(n, sizeof(*pf)), k = 0, inv;
+		struct vmmfs_mapping_info ia, ib;
+		struct vmmfs_mapping *a, *b;
+		struct vmmfs_vmm_run bad[3];
+		struct vmmfs_vram_usage u;
+
+		CU_ASSERT_FATAL(pf != NULL);
+		for (uint64_t i = 0; i < nr; i++)
+			for (uint64_t q = 0; q < runs[i].count; q++)
+				pf[k++] = runs[i].first + q;
+		VT_EQ_U64(k, n);
+		inv = invalidates(gpu);
+		VT_EQ_INT(vmmfs_vmm_map_runs(vmm, runs, nr, NULL, 0, &a), 0);
+		VT_EQ_U64(invalidates(gpu), inv + 1);
+		check_vmm(vmm, "map_runs", c);
+		VT_EQ_INT(vmmfs_vmm_map_pages(vmm, pf, n, NULL, 0, &b), 0);
+		check_vmm(vmm, "map_pages of the same", c);
+		vmmfs_mapping_get_info(a, &ia);
+		vmmfs_mapping_get_info(b, &ib);
+		VT_EQ_U64(ia.npages, n);
+		VT_EQ_U64(ia.nruns, 5);
+		VT_EQ_U64(ib.nruns, 5);
+		VT_EQ_U64(ia.pages_4k, ib.pages_4k);
+		VT_EQ_U64(ia.pages_64k, ib.pages_64k);
+		VT_EQ_U64(ia.pages_2m, ib.pages_2m);
+		VT_EQ_U64(ia.pages_2m, 2);      /* the aligned 4 MiB run, VA placed for it */
+		for (uint64_t i = 0; i < n; i++)
+			if (!expect_mapped(gpu, vmm, ia.va + i * PG, pf[i] * PG, false))
+				break;
+		VT_EQ_U64(vram_owner(gpu->vram, 4800), 2);
+		VT_EQ_U64(vram_owner(gpu->vram, 7), 2);
+		VT_EQ_INT(vmmfs_vmm_unmap(vmm, b), 0);
+		VT_EQ_INT(vmmfs_vmm_unmap(vmm, a), 0);
+		VT_EQ_U64(vram_owner(gpu->vram, 4800), 0);
+		VT_EQ_U64(stats(vmm).mapped_pages, 0);
+
+		/* errors: nothing prepared, referenced or flushed */
+		inv = invalidates(gpu);
+		VT_EQ_INT(vmmfs_vmm_map_runs(vmm, runs, 0, NULL, 0, &a), -EINVAL);
+		VT_EQ_INT(vmmfs_vmm_map_runs(vmm, NULL, 1, NULL, 0, &a), -EINVAL);
+		VT_EQ_INT(vmmfs_vmm_map_runs(vmm, runs, nr, NULL, 0x80, &a), -EINVAL);
+		bad[0] = (struct vmmfs_vmm_run){ 10, 5 };
+		bad[1] = (struct vmmfs_vmm_run){ 30, 0 };
+		VT_EQ_INT(vmmfs_vmm_map_runs(vmm, bad, 2, NULL, 0, &a), -EINVAL);
+		bad[1] = (struct vmmfs_vmm_run){ 256 * MiB / PG - 2, 3 };
+		VT_EQ_INT(vmmfs_vmm_map_runs(vmm, bad, 2, NULL, 0, &a), -ERANGE);
+		bad[1] = (struct vmmfs_vmm_run){ 15, UINT64_MAX };
+		VT_EQ_INT(vmmfs_vmm_map_runs(vmm, bad, 2, NULL, 0, &a), -ERANGE);
+		bad[1] = (struct vmmfs_vmm_run){ 40, 3 };
+		bad[2] = (struct vmmfs_vmm_run){ vmmfs_vmm_pdb(vmm) / PG, 1 };
+		VT_EQ_INT(vmmfs_vmm_map_runs(vmm, bad, 3, NULL, 0, &a), -EACCES);
+		VT_EQ_U64(vram_owner(gpu->vram, 10) | vram_owner(gpu->vram, 41), 0);
+		VT_EQ_U64(invalidates(gpu), inv);
+		VT_EQ_U64(stats(vmm).pending, 0);
+		check_vmm(vmm, "map_runs errors", c);
+
+		/* claimed runs are the mapping's, returned at unmap */
+		VT_EQ_INT(vmmfs_gpu_vram_claim(gpu, 0x4000 - 64, 32), 0);
+		VT_EQ_INT(vmmfs_gpu_vram_claim(gpu, 0x4000 - 16, 16), 0);
+		bad[0] = (struct vmmfs_vmm_run){ 0x4000 - 64, 32 };
+		bad[1] = (struct vmmfs_vmm_run){ 0x4000 - 16, 16 };
+		VT_EQ_INT(vmmfs_vmm_map_runs(vmm, bad, 2, NULL, VMMFS_MAP_CLAIM, &a), 0);
+		vmmfs_mapping_get_info(a, &ia);
+		CU_ASSERT(ia.allocated);
+		vmmfs_gpu_get_vram_usage(gpu, &u);
+		VT_EQ_U64(u.alloc_pages, 48);
+		VT_EQ_INT(vmmfs_vmm_unmap(vmm, a), 0);
+		vmmfs_gpu_get_vram_usage(gpu, &u);
+		VT_EQ_U64(u.alloc_pages, 0);
+		check_vmm(vmm, "map_runs claimed", c);
+
+		/* each allocation failing in turn: -ENOMEM and nothing changed,
+		 * until the map goes through */
+		{
+			uint64_t free0 = stats(vmm).va_free, pt0 = stats(vmm).pt_pages;
+			int64_t live0 = vmmfs_mem_live();
+			int r = -ENOMEM;
+
+			for (uint64_t nth = 0; r == -ENOMEM && nth < 1000; nth++) {
+				vmmfs_fault_reset();
+				vmmfs_fault_fail_nth(nth);
+				r = vmmfs_vmm_map_runs(vmm, runs, nr, NULL, 0, &a);
+				vmmfs_fault_reset();
+				if (r == -ENOMEM) {
+					VT_EQ_U64(stats(vmm).va_free, free0);
+					VT_EQ_U64(stats(vmm).pt_pages, pt0);
+					VT_EQ_U64(vram_owner(gpu->vram, 4800) | vram_owner(gpu->vram, 100), 0);
+					VT_EQ_U64((uint64_t)vmmfs_mem_live(), (uint64_t)live0);
+					check_vmm(vmm, "map_runs, allocation failed", (long)nth);
+				}
+			}
+			VT_EQ_INT(r, 0);
+			check_vmm(vmm, "map_runs after failures", c);
+			VT_EQ_INT(vmmfs_vmm_unmap(vmm, a), 0);
+		}
+		free(pf);
+		vmmfs_vmm_destroy(vmm);
+		vmmfs_gpu_close(gpu);
+	}
+}
+
 /* ---- concurrency ------------------------------------------------------------------------------- */
 
 struct thr {
@@ -1697,6 +1932,8 @@ static void register_tests(void)
 		{ "big_pages", test_big_pages },
 		{ "lookup_dump_mem", test_lookup_dump_mem },
 		{ "memory_per_page", test_memory_per_page },
+		{ "scattered_refs", test_scattered_refs },
+		{ "map_runs", test_map_runs },
 		{ "concurrency", test_concurrency },
 		{ NULL, NULL },
 	};

@@ -119,6 +119,24 @@ int vmmfs_vmm_map_pages(struct vmmfs_vmm *vmm, const uint64_t *pfns,
 			uint64_t npages, const struct vmmfs_va_placement *pl,
 			unsigned int flags, struct vmmfs_mapping **out);
 
+/* A run of consecutive PFNs: first, first + 1, ..., first + count - 1. */
+struct vmmfs_vmm_run {
+	uint64_t first;
+	uint64_t count;
+};
+
+/* map_pages for PFNs given as runs, runs[0..nruns) in VA order (runs that
+ * continue one another are joined): no array of one PFN per page is
+ * needed, so a mapping of a few long runs costs what its runs do, whatever
+ * its size. The pages mapped are the sum of the counts. Uses
+ * runs[0].first as the placement's pa_hint when the caller gave none.
+ * flags: READ_ONLY, SMALL_ONLY, CLAIM. Errors: those of map_pages, and
+ * -EINVAL for nruns 0 or a run of 0 pages, -ERANGE for a sum that
+ * overflows. */
+int vmmfs_vmm_map_runs(struct vmmfs_vmm *vmm, const struct vmmfs_vmm_run *runs,
+		       uint64_t nruns, const struct vmmfs_va_placement *pl, unsigned int flags,
+		       struct vmmfs_mapping **out);
+
 /* Allocates bytes (rounded up to pages) of fresh VRAM, zeroes it and maps
  * it; the pages are released at unmap. Errors: those of map_pages, and
  * -ENOMEM when VRAM is short. */
