@@ -30,6 +30,12 @@
  * other O(log n). So Simple, TOPDOWN and BOTTOMUP allocations and all frees
  * are O(1) amortized plus at most one O(log n) insert, RANGE and exact
  * allocations O(max_order * log n).
+ *
+ * On a large fragmented pool these costs are cache misses, not steps:
+ * taking the blocks of one order from one end reaches the next end
+ * without loading it and starts loading the nodes the next removal will
+ * rebalance; frees in falling or rising order insert beside the previous
+ * one without walking the tree.
  */
 #include <stdlib.h>
 #include "internal.h"
@@ -59,6 +65,16 @@ static inline void blk_set_bal(blk_t *n, int bal)
 static inline unsigned int ilog2_u64(uint64_t x)
 {
 	return 63u - (unsigned int)__builtin_clzll(x);
+}
+
+/* Starts loading a node for writing. A node may straddle two cache lines
+ * (the heap aligns it to 16 bytes only): fetch both ends. */
+static inline void prefetch_node(const blk_t *n)
+{
+	if (n) {
+		__builtin_prefetch(n, 1);
+		__builtin_prefetch((const char *)n + sizeof(*n) - 1, 1);
+	}
 }
 
 /* ---- AVL trees keyed by offset, with parent links ---------------------- */
@@ -180,7 +196,9 @@ static void avl_insert(struct buddy_tree *t, blk_t *n)
 
 	if (h) {
 		int side = key > buddy_blk_off(h);
-		blk_t *nb = avl_step(h, side);
+		/* Beyond the tree's end there is no neighbour: skip the walk up
+		 * the spine (a run of frees in falling or rising order). */
+		blk_t *nb = h == (side ? t->max : t->min) ? NULL : avl_step(h, side);
 
 		/* key lies between h and its neighbour: the free child slot
 		 * between them is where it goes */
@@ -201,20 +219,23 @@ static void avl_insert(struct buddy_tree *t, blk_t *n)
 
 static void avl_remove(struct buddy_tree *t, blk_t *n)
 {
-	blk_t **ns = avl_slot(t, n), *p;
-	int d;
+	blk_t **ns = avl_slot(t, n), *p, *m;
+	int d, end = -1;
 
 	/* The next Simple (highest) or bottom-up (lowest) allocation takes the
-	 * new max or min: start loading it now, it is likely cold. */
+	 * new max or min: start loading it now, it is likely cold. The tree is
+	 * balanced, so the min has at most a leaf on its right and the max at
+	 * most a leaf on its left: the neighbour is that leaf or the parent,
+	 * known without reading it. */
 	if (n == t->min) {
-		t->min = avl_step(n, 1);
-		if (t->min)
-			__builtin_prefetch(t->min, 1);
+		end = 0;
+		t->min = n->link[1] ? n->link[1] : n->parent;
+		prefetch_node(t->min);
 	}
 	if (n == t->max) {
-		t->max = avl_step(n, 0);
-		if (t->max)
-			__builtin_prefetch(t->max, 1);
+		end = 1;
+		t->max = n->link[0] ? n->link[0] : n->parent;
+		prefetch_node(t->max);
 	}
 	if (n == t->hint)
 		t->hint = n->parent;
@@ -275,6 +296,15 @@ static void avl_remove(struct buddy_tree *t, blk_t *n)
 		}
 		p = q->parent;
 		d = p && p->link[1] == q;
+	}
+
+	/* Taking blocks from one end, the next removal rebalances at the new
+	 * end's parent, turning its inner child: start loading those too. */
+	m = end < 0 ? NULL : end ? t->max : t->min;
+	if (m) {
+		prefetch_node(m->link[!end]);
+		if (m->parent)
+			prefetch_node(m->parent->link[!end]);
 	}
 }
 
@@ -528,6 +558,7 @@ void vmmfs_buddy_free_list(struct vmmfs_buddy *b, struct vmmfs_buddy_list *list)
 	while (x) {
 		blk_t *nx = x->next;
 
+		prefetch_node(nx);
 		vmmfs_buddy_free_block(b, x);
 		x = nx;
 	}

@@ -796,6 +796,96 @@ static void test_bottomup(void)
 	vmmfs_buddy_destroy(b);
 }
 
+/* A pool where one chunk of every pair is free (so every free block is a
+ * single chunk with an allocated buddy): Simple takes the highest free
+ * chunk and bottom-up the lowest, from either end of a large free tree in
+ * turn, and frees in falling and rising runs put them back; the checker
+ * (min and max caches, balance) runs after every step. */
+static void test_tree_ends(void)
+{
+	enum { N = 2048 };
+	struct vmmfs_buddy_block **blk = calloc(N, sizeof(*blk)), **taken = calloc(N, sizeof(*taken));
+	bool *isfree = calloc(N, sizeof(*isfree));
+	struct vmmfs_buddy *b = NULL;
+	uint64_t lo = 0, hi = N - 1, nfree = 0, ntaken = 0;
+
+	vt_seed("buddy tree ends");
+	VT_EQ_INT(vmmfs_buddy_create(N * PS, PS, &b), 0);
+	if (!b || !blk || !taken || !isfree)
+		goto out;
+	for (uint64_t i = 0; i < N; i++) {
+		struct vmmfs_buddy_list l = VMMFS_BUDDY_LIST_INIT;
+
+		VT_EQ_INT(vmmfs_buddy_alloc(b, 0, N * PS, PS, PS, VMMFS_BUDDY_BOTTOMUP, &l), 0);
+		VT_EQ_U64(vmmfs_buddy_block_offset(l.head), i * PS);
+		blk[i] = l.head;
+	}
+	for (uint64_t i = 0; i < N; i += 2) {
+		uint64_t c = i + vt_rand_below(2);
+
+		vmmfs_buddy_free_block(b, blk[c]);
+		blk[c] = NULL;
+		isfree[c] = true;
+		nfree++;
+	}
+	CHECK_MM(b);
+	VT_EQ_U64(vmmfs_buddy_free_blocks(b), nfree);
+
+	/* Take every free chunk, from the top or the bottom at random. */
+	while (nfree) {
+		struct vmmfs_buddy_list l = VMMFS_BUDDY_LIST_INIT;
+		bool top = vt_rand_below(2);
+		uint64_t want;
+
+		while (!isfree[lo])
+			lo++;
+		while (!isfree[hi])
+			hi--;
+		want = top ? hi : lo;
+		VT_EQ_INT(vmmfs_buddy_alloc(b, 0, N * PS, PS, PS, top ? 0 : VMMFS_BUDDY_BOTTOMUP, &l), 0);
+		VT_EQ_U64(vmmfs_buddy_block_offset(l.head), want * PS);
+		isfree[want] = false;
+		taken[ntaken++] = l.head;
+		nfree--;
+		if (!CHECK_MM(b))
+			goto out;
+	}
+	VT_EQ_U64(vmmfs_buddy_avail(b), 0);
+
+	/* Give them back by offset: the upper half falling, then the lower
+	 * half rising, each next to the last one inserted. */
+	memset(isfree, 0, N * sizeof(*isfree));
+	for (uint64_t i = 0; i < ntaken; i++)
+		isfree[vmmfs_buddy_block_offset(taken[i]) / PS] = true;
+	for (uint64_t k = 0; k < N; k++) {
+		uint64_t c = k < N / 2 ? N - 1 - k : k - N / 2;
+
+		if (!isfree[c])
+			continue;
+		for (uint64_t i = 0; i < ntaken; i++)
+			if (taken[i] && vmmfs_buddy_block_offset(taken[i]) == c * PS) {
+				vmmfs_buddy_free_block(b, taken[i]);
+				taken[i] = NULL;
+				break;
+			}
+		nfree++;
+		if (!CHECK_MM(b))
+			goto out;
+	}
+	VT_EQ_U64(vmmfs_buddy_free_blocks(b), nfree);
+	VT_EQ_U64(vmmfs_buddy_avail(b), nfree * PS);
+	for (uint64_t i = 0; i < N; i++)
+		if (blk[i])
+			vmmfs_buddy_free_block(b, blk[i]);
+	VT_EQ_U64(vmmfs_buddy_free_blocks(b), 1);
+	CHECK_MM(b);
+out:
+	vmmfs_buddy_destroy(b);
+	free(isfree);
+	free(taken);
+	free(blk);
+}
+
 static void test_trim(void)
 {
 	struct vmmfs_buddy_list l = VMMFS_BUDDY_LIST_INIT, empty = VMMFS_BUDDY_LIST_INIT;
@@ -2053,6 +2143,7 @@ static void register_tests(void)
 		{ "exact range", test_exact_range },
 		{ "topdown", test_topdown },
 		{ "bottomup", test_bottomup },
+		{ "taking from both ends of a large free tree", test_tree_ends },
 		{ "trim", test_trim },
 		{ "min block size", test_min_block_size },
 		{ "free merges", test_free_merges },
