@@ -30,13 +30,14 @@
  * Cost: one pass over the bytes, where they lie in the caller's buffer (only
  * a word cut by the end of a piece is copied, at most MAX_WORD bytes). Lists
  * of single PFNs, the bulk of big files, go 64 bytes at a time: the bytes
- * are classified at once (SSE2 where the compiler has it, 64-bit words
- * elsewhere) into bit masks of separators and hex digits, and each "0x"
- * word of up to 8 digits is converted with one 8-byte load and a few
- * shifts; everything else takes a loop per byte. No sscanf, no strtoull.
- * PFNs are stored as runs of consecutive pages (a range or consecutive
- * single PFNs cost one run) in an array that grows geometrically. No
- * allocation per number.
+ * are classified at once (AVX2 or SSE2, whichever the CPU has, 64-bit words
+ * elsewhere) into bit masks of separators and digits and packed into hex
+ * digits, two a byte; each "0x" word of up to 15 digits then costs one
+ * 8-byte load and two shifts, a decimal one a few multiplications more;
+ * everything else takes a loop per byte. No sscanf, no strtoull. PFNs are
+ * stored as runs of consecutive pages (a range or consecutive single PFNs
+ * cost one run) in an array that grows geometrically. No allocation per
+ * number.
  *
  * Locking: none; one parser belongs to one writer.
  */
@@ -114,8 +115,19 @@ int vmmfs_mapfile_expand(const struct vmmfs_mapfile *mf, uint64_t **pfns);
 void vmmfs_mapfile_expand_into(const struct vmmfs_mapfile *mf, uint64_t *pfns);
 
 /* Backs a big array (1 MiB or more) with memory in one call instead of a
- * page fault per page (Linux; does nothing elsewhere or on failure). */
+ * page fault per page (Linux; does nothing elsewhere or on failure). Pages
+ * that already have memory are skipped. */
 void vmmfs_mapfile_populate(void *p, size_t len);
+
+/* The instruction set of the block path (the same results with any):
+ * level VMMFS_MAPFILE_SIMD_NONE, _SSE2 or _AVX2 chooses that one, or the
+ * best the CPU has if it lacks it; -1 chooses the best (the default); -2
+ * only asks. Returns the level in use. For tests and benchmarks: it applies
+ * to every parser of the process. */
+#define VMMFS_MAPFILE_SIMD_NONE 0 /* 64-bit words */
+#define VMMFS_MAPFILE_SIMD_SSE2 1
+#define VMMFS_MAPFILE_SIMD_AVX2 2 /* with BMI1 and BMI2 */
+int vmmfs_mapfile_simd(int level);
 
 /* Number parsing shared with the command line and translate/ names, over
  * exactly len bytes (no terminator needed):

@@ -848,6 +848,304 @@ static void test_block_every_place(void)
 	}
 }
 
+/* ---- the fast path's edges, under every instruction set ---------------- */
+
+/* What a text of lone numbers means, worked out from the grammar here (no
+ * ranges, options or comments): the runs, or the first bad word's errno
+ * and byte. */
+struct ref {
+	struct vmmfs_pfn_run runs[512];
+	size_t nruns;
+	uint64_t npages;
+	int err;
+	size_t err_at;
+};
+
+static bool ref_sep(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' || c == ',';
+}
+
+static void ref_parse(struct ref *rf, const char *t, size_t len, uint64_t vram_pages)
+{
+	size_t i = 0;
+
+	memset(rf, 0, sizeof(*rf));
+	while (i < len) {
+		size_t w = i, k;
+		bool hex, bad = false, big = false;
+		uint64_t v = 0;
+
+		if (ref_sep(t[i])) {
+			i++;
+			continue;
+		}
+		while (i < len && !ref_sep(t[i]))
+			i++;
+		hex = i - w > 2 && t[w] == '0' && (t[w + 1] == 'x' || t[w + 1] == 'X');
+		for (k = hex ? w + 2 : w; k < i; k++) {
+			char c = t[k];
+			unsigned int d = c >= '0' && c <= '9' ? (unsigned int)(c - '0') :
+					 hex && c >= 'a' && c <= 'f' ? (unsigned int)(c - 'a' + 10) :
+					 hex && c >= 'A' && c <= 'F' ? (unsigned int)(c - 'A' + 10) : 99;
+			if (d == 99)
+				bad = true;
+			else if (hex ? (v >> 60) != 0 : v > (UINT64_MAX - d) / 10)
+				big = true;
+			else
+				v = hex ? v << 4 | d : v * 10 + d;
+		}
+		if (bad || big || v >= vram_pages) {
+			rf->err = bad ? -EINVAL : -ERANGE;
+			rf->err_at = w;
+			return;
+		}
+		rf->npages++;
+		if (rf->nruns && rf->runs[rf->nruns - 1].first + rf->runs[rf->nruns - 1].count == v) {
+			rf->runs[rf->nruns - 1].count++;
+		} else {
+			CU_ASSERT_FATAL(rf->nruns < N_ELEMS(rf->runs));
+			rf->runs[rf->nruns].first = v;
+			rf->runs[rf->nruns++].count = 1;
+		}
+	}
+	if (!rf->npages) {
+		rf->err = -EINVAL; /* nothing to map */
+		rf->err_at = SIZE_MAX;
+	}
+}
+
+/* The parser over t fed in pieces of the given length (0: whole) against
+ * the reference: same errno, same byte, same runs. */
+static bool check_ref(const char *t, size_t len, size_t piece, uint64_t vram_pages, const char *what)
+{
+	struct vmmfs_mapfile mf;
+	struct ref rf;
+	size_t off = 0;
+	bool ok;
+	int r = 0;
+
+	ref_parse(&rf, t, len, vram_pages);
+	vmmfs_mapfile_init(&mf, vram_pages, VA_SIZE);
+	while (off < len && !r) {
+		size_t n = piece && piece < len - off ? piece : len - off;
+		r = vmmfs_mapfile_feed(&mf, t + off, n);
+		off += n;
+	}
+	if (!r)
+		r = vmmfs_mapfile_finish(&mf);
+	ok = r == rf.err;
+	if (ok && r && rf.err_at != SIZE_MAX) {
+		char at[48];
+		snprintf(at, sizeof(at), "(byte %zu)", rf.err_at);
+		ok = strstr(vmmfs_mapfile_error(&mf), at) != NULL;
+	}
+	if (ok && !r)
+		ok = mf.npages == rf.npages && mf.nruns == rf.nruns &&
+		     !memcmp(mf.runs, rf.runs, rf.nruns * sizeof(*rf.runs));
+	if (!ok)
+		fprintf(stderr, "  %s (simd %d, pieces of %zu): %d '%s', expected %d at byte %zu; "
+			"text '%.*s'\n", what, vmmfs_mapfile_simd(-2), piece, r,
+			vmmfs_mapfile_error(&mf), rf.err, rf.err_at, (int)len, t);
+	vmmfs_mapfile_fini(&mf);
+	return ok;
+}
+
+/* A list of numbers of 1 to 20 digits (leading zeros beyond the value's),
+ * hex in either case with 0x or 0X, or decimal (dec out of 8 of them), one
+ * separator or a few after each; values below 2^36. Word bad_at (if below
+ * nwords) is a malformed one made of hex digits. Returns the length. */
+static size_t gen_list(char *t, size_t cap, size_t nwords, unsigned int dec, size_t bad_at)
+{
+	static const char seps[] = "\n\n\n\n  ,\t\r";
+	size_t len = 0, i;
+
+	for (i = 0; i < nwords && len + 40 < cap; i++) {
+		uint64_t v = vt_rand_below(4) ? vt_rand_below(1ull << 20) : vt_rand_below(1ull << 36);
+		unsigned int digits = 1 + (unsigned int)vt_rand_below(vt_rand_below(4) ? 8 : 20);
+		char tmp[24];
+		unsigned int n = 0;
+
+		if (i == bad_at) {
+			static const char *const bad[] = { "12a", "7f", "0a", "9e9", "0000f", "ab" };
+			const char *b = bad[vt_rand_below(N_ELEMS(bad))];
+			memcpy(t + len, b, strlen(b));
+			len += strlen(b);
+		} else if (vt_rand_below(8) < dec) {
+			/* at least that many digits: leading zeros up to 21 digits */
+			int width = (int)vt_rand_below(vt_rand_below(4) ? 2 : 22);
+			len += (size_t)snprintf(t + len, cap - len, "%0*llu", width,
+						(unsigned long long)v);
+		} else {
+			do {
+				char c = "0123456789abcdef"[v & 15];
+				if (c >= 'a' && vt_rand_below(2))
+					c = (char)(c - 'a' + 'A');
+				tmp[n++] = c;
+				v >>= 4;
+			} while (v || n < digits);
+			t[len++] = '0';
+			t[len++] = vt_rand_below(4) ? 'x' : 'X';
+			while (n)
+				t[len++] = tmp[--n];
+		}
+		do
+			t[len++] = seps[vt_rand_below(sizeof(seps) - 1)];
+		while (vt_rand_below(6) == 0);
+	}
+	return len;
+}
+
+/* Numbers of every length at every place of the 64-byte blocks and of the
+ * 8- and 16-byte words inside them, cut into pieces of every length from 1
+ * to 80 and at every offset: the same runs as the reference. */
+static void test_fast_path_pieces(void)
+{
+	char t[1200];
+	unsigned int round;
+	size_t piece, lead;
+
+	vt_seed("mapfile fast path pieces");
+	for (round = 0; round < 8; round++) {
+		size_t len = gen_list(t, sizeof(t), 200, round < 4 ? 1 : round < 6 ? 7 : 8,
+				      round % 2 ? 20 + vt_rand_below(170) : SIZE_MAX);
+
+		CU_ASSERT(check_ref(t, len, 0, 1ull << 40, "whole"));
+		for (piece = 1; piece <= 80; piece++)
+			CU_ASSERT(check_ref(t, len, piece, 1ull << 40, "pieces"));
+		/* the same list moved by 0 to 63 bytes (leading separators) */
+		for (lead = 1; lead < 64; lead++) {
+			char u[sizeof(t) + 64];
+			memset(u, lead % 2 ? ' ' : '\n', lead);
+			memcpy(u + lead, t, len);
+			CU_ASSERT(check_ref(u, len + lead, 0, 1ull << 40, "moved"));
+			CU_ASSERT(check_ref(u, len + lead, 64 + lead, 1ull << 40, "moved, pieces"));
+		}
+	}
+}
+
+/* A newline put at every offset inside every word of a list: the words
+ * split in two ("0x12\n34", "0\nx12", ...), and the parser says what the
+ * reference says, error and byte included, fed whole and in pieces. */
+static void test_newline_every_offset(void)
+{
+	char t[700], u[701];
+	size_t len, w, i;
+
+	vt_seed("mapfile newline every offset");
+	len = gen_list(t, sizeof(t), 60, 2, SIZE_MAX);
+	for (w = 0; w < len; w++) {
+		if (ref_sep(t[w]) || (w && !ref_sep(t[w - 1])))
+			continue; /* not the start of a word */
+		for (i = w + 1; i < len && !ref_sep(t[i]); i++) {
+			memcpy(u, t, i);
+			u[i] = '\n';
+			memcpy(u + i + 1, t + i, len - i);
+			CU_ASSERT(check_ref(u, len + 1, 0, 1ull << 40, "newline inside"));
+			CU_ASSERT(check_ref(u, len + 1, i + 1, 1ull << 40, "newline, cut after it"));
+			CU_ASSERT(check_ref(u, len + 1, 1 + vt_rand_below(100), 1ull << 40,
+					    "newline, pieces"));
+			/* and a byte that no number has there: a bad word */
+			u[i] = "gx/Z:"[vt_rand_below(5)];
+			CU_ASSERT(check_ref(u, len + 1, 0, 1ull << 40, "bad byte inside"));
+			CU_ASSERT(check_ref(u, len + 1, i, 1ull << 40, "bad byte, cut before it"));
+		}
+	}
+}
+
+/* Every PFN at the VRAM limit: the last page is taken, the next refused
+ * with its byte, wherever it lies in a block. */
+static void test_fast_path_vram_limit(void)
+{
+	char t[400];
+	size_t place, len;
+
+	for (place = 0; place < 64; place++) {
+		len = 0;
+		memset(t, ' ', place);
+		len = place;
+		while (len < 300)
+			len += (size_t)snprintf(t + len, sizeof(t) - len, "0x%zX\n", len + 0xff00);
+		len += (size_t)snprintf(t + len, sizeof(t) - len, "0xfffff\n0x100000\n0x1 ");
+		CU_ASSERT(check_ref(t, len, 0, 0x100000, "VRAM limit"));
+		CU_ASSERT(check_ref(t, len, 0, 0x100001, "VRAM limit + 1"));
+	}
+}
+
+/* Every byte value inside a word, alone between words and after "0x", in
+ * a list long enough for the block path: every instruction set classifies
+ * it as the 64-bit words do (same outcome, same message). */
+static void test_every_byte(void)
+{
+	int best = vmmfs_mapfile_simd(-1), level, c, form;
+
+	for (c = 0; c < 256; c++) {
+		for (form = 0; form < 4; form++) {
+			char t[200];
+			size_t len = 0;
+			struct vmmfs_mapfile ref, mf;
+			int rr, r;
+
+			while (len < 70 + (size_t)form * 7) /* the byte somewhere in the middle */
+				len += (size_t)snprintf(t + len, sizeof(t) - len, "0x%zx\n", len);
+			if (form == 0) { /* inside a hex word */
+				memcpy(t + len, "0x1", 3), len += 3, t[len++] = (char)c, t[len++] = '2';
+			} else if (form == 1) { /* alone */
+				t[len++] = (char)c;
+			} else if (form == 2) { /* after 0x */
+				memcpy(t + len, "0x", 2), len += 2, t[len++] = (char)c;
+			} else { /* inside a decimal word */
+				memcpy(t + len, "12", 2), len += 2, t[len++] = (char)c, t[len++] = '3';
+			}
+			while (len < 190)
+				len += (size_t)snprintf(t + len, sizeof(t) - len, "\n%zu", len);
+			t[len++] = '\n';
+			for (level = 0; level <= best; level++) {
+				struct vmmfs_mapfile *m = level ? &mf : &ref;
+
+				vmmfs_mapfile_simd(level);
+				vmmfs_mapfile_init(m, VRAM_PAGES, VA_SIZE);
+				r = vmmfs_mapfile_feed(m, t, len);
+				if (!r)
+					r = vmmfs_mapfile_finish(m);
+				if (!level) {
+					rr = r;
+					continue;
+				}
+				if (r != rr || !same(&ref, &mf) ||
+				    strcmp(vmmfs_mapfile_error(&ref), vmmfs_mapfile_error(&mf))) {
+					fprintf(stderr, "  byte 0x%02x form %d simd %d: %d '%s', 64-bit "
+						"words: %d '%s'\n", c, form, level, r,
+						vmmfs_mapfile_error(&mf), rr, vmmfs_mapfile_error(&ref));
+					CU_FAIL("the instruction sets disagree");
+				}
+				vmmfs_mapfile_fini(&mf);
+			}
+			vmmfs_mapfile_fini(&ref);
+		}
+	}
+	VT_EQ_INT(vmmfs_mapfile_simd(-1), best);
+}
+
+/* The tests of the block path once more with each instruction set below
+ * the best (which the others use): 64-bit words, SSE2. */
+static void test_every_simd(void)
+{
+	int best = vmmfs_mapfile_simd(-1), level;
+
+	for (level = VMMFS_MAPFILE_SIMD_NONE; level < best; level++) {
+		VT_EQ_INT(vmmfs_mapfile_simd(level), level);
+		test_hex_every_length();
+		test_block_path();
+		test_block_every_place();
+		test_fast_path_pieces();
+		test_newline_every_offset();
+		test_fast_path_vram_limit();
+	}
+	VT_EQ_INT(vmmfs_mapfile_simd(-1), best);
+	VT_EQ_INT(vmmfs_mapfile_simd(-2), best);
+}
+
 static const struct vt_test grammar_tests[] = {
 	{ "numbers", test_numbers },
 	{ "sizes", test_sizes },
@@ -857,6 +1155,11 @@ static const struct vt_test grammar_tests[] = {
 	{ "hex_every_length", test_hex_every_length },
 	{ "block_path", test_block_path },
 	{ "block_every_place", test_block_every_place },
+	{ "fast_path_pieces", test_fast_path_pieces },
+	{ "newline_every_offset", test_newline_every_offset },
+	{ "fast_path_vram_limit", test_fast_path_vram_limit },
+	{ "every_byte", test_every_byte },
+	{ "every_simd", test_every_simd },
 	{ NULL, NULL },
 };
 
