@@ -521,10 +521,11 @@ int main(int argc, char **argv)
 	fs.conn_opts = fuse_parse_conn_info_opts(&args);
 	if (!fs.conn_opts)
 		goto out_fs;
-	/* permissions are the kernel's, from the modes; allow_other only when
-	 * asked (-o allow_other) */
-	if (fuse_opt_add_arg(&args, "-odefault_permissions") ||
-	    fuse_opt_insert_arg(&args, 1, "-ofsname=vmmfs"))
+	/* Permissions are checked by the daemon (ops.c), which can then log
+	 * every refusal: no default_permissions, which would have the kernel
+	 * refuse silently (and ask for a directory's attributes before each
+	 * create and unlink). allow_other only when asked (-o allow_other). */
+	if (fuse_opt_insert_arg(&args, 1, "-ofsname=vmmfs"))
 		goto out_fs;
 	se = fuse_session_new(&args, &vmmfs_oper, sizeof(vmmfs_oper), &fs);
 	if (!se)

@@ -49,6 +49,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CACHE_TIMEOUT 60.0
 #define MIN_SZ(a, b) ((a) < (b) ? (a) : (b))
@@ -143,6 +144,201 @@ static void node_path(struct vmmfs_fs *fs, struct fs_node *n, char *buf, size_t 
 	pthread_mutex_lock(&fs->lock);
 	fs_node_path(n, buf, len);
 	pthread_mutex_unlock(&fs->lock);
+}
+
+/* ---- permissions ------------------------------------------------------
+ *
+ * The daemon checks permissions itself (the mount has no
+ * default_permissions), with POSIX semantics: the owner's, the group's or
+ * the others' bits of the node's mode, for the caller's fsuid, fsgid and
+ * supplementary groups as the kernel passes them; uid 0 may always read
+ * and write, and search or execute where any x bit is set (a directory:
+ * always). So a refusal is the daemon's, and it logs one line saying who
+ * was refused what, and why.
+ *
+ * Which refusals are logged: those of actions, the ones that would change
+ * something or reach memory (map = create in maps/, unmap = rm, write,
+ * truncate, chmod, chown, utimes, mkdir, rmdir, rename, link, symlink,
+ * mknod, and every open, which covers mem and vram/raw; ls opens no
+ * file, and with vmmfs's modes only mem and vram/raw, and a mapping file
+ * its owner made unreadable, refuse a read). Not those of name lookups,
+ * listings or access(2): `ls -R`, shell completion and `test -w` ask
+ * about many names and would fill the log (a fixed ring of lines) with
+ * questions rather than attempts, and they change nothing. (With the modes
+ * vmmfs gives, every directory is searchable and readable by everyone, so
+ * those refusals do not happen today anyway.)
+ *
+ * Without allow_other the kernel alone refuses every request of another
+ * user than the mount's owner; those never reach the daemon.
+ */
+
+enum { P_X = 1, P_W = 2, P_R = 4 };
+
+/* A node's permission bits and owner, copied under fs->lock. */
+struct perm_node {
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+};
+
+static struct perm_node perm_of(const struct fs_node *n)
+{
+	return (struct perm_node){ .mode = n->mode, .uid = n->uid, .gid = n->gid };
+}
+
+/* Whether the caller is in group gid (its fsgid or a supplementary group;
+ * the latter asked of the kernel, which reads /proc, only when the group
+ * and other bits differ: never for vmmfs's directories, whose modes are
+ * fixed, so never under fs->lock in practice). */
+static bool caller_in_group(fuse_req_t req, gid_t gid)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	gid_t small[32], *list = small;
+	int n, i;
+	bool in = false;
+
+	if (c->gid == gid)
+		return true;
+	n = fuse_req_getgroups(req, 32, small);
+	if (n > 32) {
+		list = malloc((size_t)n * sizeof(*list));
+		if (!list)
+			return false;
+		n = fuse_req_getgroups(req, n, list);
+	}
+	for (i = 0; i < n && !in; i++)
+		in = list[i] == gid;
+	if (list != small)
+		free(list);
+	return in;
+}
+
+/* 0 if the caller may do mask (P_R | P_W | P_X) on a node with pn, else
+ * -EACCES. */
+static int perm_check(fuse_req_t req, const struct perm_node *pn, int mask)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	unsigned int bits;
+
+	if (c->uid == 0) {
+		if (!(mask & P_X) || S_ISDIR(pn->mode) || (pn->mode & (S_IXUSR | S_IXGRP | S_IXOTH)))
+			return 0;
+		return -EACCES;
+	}
+	if (c->uid == pn->uid)
+		bits = (pn->mode >> 6) & 7;
+	else if (((pn->mode >> 3) & 7) != (pn->mode & 7) && caller_in_group(req, pn->gid))
+		bits = (pn->mode >> 3) & 7;
+	else
+		bits = pn->mode & 7;
+	return ((unsigned int)mask & ~bits) ? -EACCES : 0;
+}
+
+/* Whether the caller owns the node or is root (chmod, explicit times). */
+static bool perm_owner(fuse_req_t req, const struct perm_node *pn)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+
+	return c->uid == 0 || c->uid == pn->uid;
+}
+
+/* Removing or renaming an entry of a sticky directory: only the entry's
+ * owner, the directory's, or root. */
+static int perm_sticky(fuse_req_t req, const struct perm_node *dir, const struct perm_node *n)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+
+	if (!(dir->mode & S_ISVTX) || c->uid == 0 || c->uid == dir->uid || c->uid == n->uid)
+		return 0;
+	return -EACCES;
+}
+
+static const char *perm_words(int mask)
+{
+	switch (mask) {
+	case P_R: return "read";
+	case P_W: return "write";
+	case P_X: return "search";
+	case P_R | P_W: return "read and write";
+	case P_W | P_X: return "write and search";
+	default: return "that";
+	}
+}
+
+/* "drwxr-xr-x" */
+static void perm_mode_string(mode_t mode, char out[11])
+{
+	static const char rwx[] = "rwxrwxrwx";
+	int i;
+
+	out[0] = S_ISDIR(mode) ? 'd' : '-';
+	for (i = 0; i < 9; i++)
+		out[1 + i] = (mode & (0400u >> i)) ? rwx[i] : '-';
+	if (mode & S_ISVTX)
+		out[9] = (mode & S_IXOTH) ? 't' : 'T';
+	out[10] = '\0';
+}
+
+/* The log line of a refusal by the modes: "PATH: WHAT refused for uid U:
+ * OBJ (MODE, owner uid O, group G) gives uid U no PERM permission (EACCES)".
+ * obj: the path of the node whose mode refused (path itself, or its
+ * directory). */
+static void perm_log(fuse_req_t req, const char *path, const char *what, const char *obj,
+		     const struct perm_node *pn, int mask)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	char ms[11];
+
+	perm_mode_string(pn->mode, ms);
+	vmmfs_log(VMMFS_LOG_ERROR, "%s: %s refused for uid %u: %s%s (%s, owner uid %u, group %u) "
+		  "gives uid %u no %s permission (EACCES)", path, what, (unsigned int)c->uid,
+		  obj[0] ? "" : "/", obj, ms, (unsigned int)pn->uid, (unsigned int)pn->gid,
+		  (unsigned int)c->uid, perm_words(mask));
+}
+
+/* A refusal that is not a mode's (owner only, sticky directory). */
+static void perm_log_why(fuse_req_t req, const char *path, const char *what, const char *why,
+			 int err)
+{
+	vmmfs_log(VMMFS_LOG_ERROR, "%s: %s refused for uid %u: %s (%s)", path, what,
+		  (unsigned int)fuse_req_ctx(req)->uid, why, fs_errno_name(err));
+}
+
+/* Checks mask on the directory dir (under fs->lock) for an action on its
+ * entry name; logs a refusal. Returns 0 or -EACCES. */
+static int perm_dir_locked(fuse_req_t req, struct fs_node *dir, const char *name,
+			   const char *what, int mask)
+{
+	struct perm_node pn = perm_of(dir);
+	char dpath[512], path[700];
+	int r = perm_check(req, &pn, mask);
+
+	if (r && what) {
+		fs_node_path(dir, dpath, sizeof(dpath));
+		snprintf(path, sizeof(path), "%s%s%s", dpath, dpath[0] ? "/" : "", name);
+		perm_log(req, path, what, dpath, &pn, mask);
+	}
+	return r;
+}
+
+/* Removing or renaming n, an entry of dir (under fs->lock): write and
+ * search on dir, and the sticky rule; logs a refusal. 0 or -EACCES. */
+static int perm_remove_locked(fuse_req_t req, struct fs_node *dir, struct fs_node *n,
+			      const char *what)
+{
+	struct perm_node pd = perm_of(dir), pn = perm_of(n);
+	char path[512];
+	int r = perm_dir_locked(req, dir, n->name, what, P_W | P_X);
+
+	if (r)
+		return r;
+	r = perm_sticky(req, &pd, &pn);
+	if (r) {
+		fs_node_path(n, path, sizeof(path));
+		perm_log_why(req, path, what, "its directory is sticky and neither it nor the "
+			     "directory belongs to the caller", r);
+	}
+	return r;
 }
 
 /* ---- attributes ------------------------------------------------------ */
@@ -670,6 +866,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		r = -ENOENT;
 		goto out_unlock;
 	}
+	/* search permission on the directory; not logged (a name lookup) */
+	r = perm_dir_locked(req, p, name, NULL, P_X);
+	if (r)
+		goto out_unlock;
 	n = fs_child(fs, p, name);
 	if (!n && p->kind == N_AS_TRANSLATE) {
 		/* translate/0xVA exists for every VA of the address space */
@@ -763,6 +963,46 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	node_put(fs, n);
 }
 
+/* The permission side of setattr (under fs->lock), in the kernel's order:
+ * truncate needs write permission (also through an open file: nothing
+ * here can be truncated anyway); chown is root's, chmod and explicit
+ * times the owner's or root's (EPERM); times set to now need ownership or
+ * write permission. What vmmfs then allows at all is op_setattr's
+ * business. Logs a refusal. */
+static int perm_setattr_locked(fuse_req_t req, struct fs_node *n, int to_set)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct perm_node pn = perm_of(n);
+	bool times_now = false, times_set = false;
+	char path[512], why[160];
+	int r = 0;
+
+	if (to_set & FUSE_SET_ATTR_ATIME)
+		*(to_set & FUSE_SET_ATTR_ATIME_NOW ? &times_now : &times_set) = true;
+	if (to_set & FUSE_SET_ATTR_MTIME)
+		*(to_set & FUSE_SET_ATTR_MTIME_NOW ? &times_now : &times_set) = true;
+	fs_node_path(n, path, sizeof(path));
+	if ((to_set & FUSE_SET_ATTR_SIZE) && (r = perm_check(req, &pn, P_W))) {
+		perm_log(req, path, "truncate", path, &pn, P_W);
+	} else if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) && c->uid != 0) {
+		r = -EPERM;
+		perm_log_why(req, path, "chown", "only root may change an owner", r);
+	} else if ((to_set & FUSE_SET_ATTR_MODE) && !perm_owner(req, &pn)) {
+		r = -EPERM;
+		snprintf(why, sizeof(why), "only its owner (uid %u) or root may change its mode",
+			 (unsigned int)pn.uid);
+		perm_log_why(req, path, "chmod", why, r);
+	} else if (times_set && !perm_owner(req, &pn)) {
+		r = -EPERM;
+		snprintf(why, sizeof(why), "only its owner (uid %u) or root may set its times",
+			 (unsigned int)pn.uid);
+		perm_log_why(req, path, "setting the times", why, r);
+	} else if (times_now && !perm_owner(req, &pn) && (r = perm_check(req, &pn, P_W))) {
+		perm_log(req, path, "touch", path, &pn, P_W);
+	}
+	return r;
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
@@ -776,7 +1016,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		return;
 	}
 	pthread_mutex_lock(&fs->lock);
-	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)) {
+	r = perm_setattr_locked(req, n, to_set);
+	if (r) {
+		;
+	} else if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)) {
 		r = -EPERM; /* no chown; nothing here can be truncated */
 	} else if (to_set & FUSE_SET_ATTR_MODE) {
 		/* mapping files may lose or regain read/write bits; nothing is
@@ -810,14 +1053,20 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	struct vmmfs_fs *fs = fs_of(req);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	struct fs_node *dir = NULL;
+	struct fs_node *dir = NULL, *p;
 	bool ok;
 	int r;
 
 	(void)mode;
 	pthread_mutex_lock(&fs->lock);
+	p = fs_node_by_ino(fs, parent);
+	r = p ? perm_dir_locked(req, p, name, "mkdir", P_W | P_X) : -ENOENT;
 	ok = parent == fs->vas_dir->ino;
 	pthread_mutex_unlock(&fs->lock);
+	if (r) {
+		fuse_reply_err(req, -r);
+		return;
+	}
 	if (!ok) {
 		fuse_reply_err(req, EPERM); /* directories exist only as vas/NAME */
 		return;
@@ -848,6 +1097,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	n = p ? fs_child(fs, p, name) : NULL;
 	if (!n)
 		r = -ENOENT;
+	else if ((r = perm_remove_locked(req, p, n, "rmdir")))
+		;
 	else if (n->kind != N_AS_DIR)
 		r = -EPERM;
 	else if ((nmaps = n->as->nmaps))
@@ -886,6 +1137,9 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		r = -ENOENT;
 		goto out_unlock;
 	}
+	r = perm_remove_locked(req, p, n, n->kind == N_MAPFILE ? "unmap" : "rm");
+	if (r)
+		goto out_unlock;
 	if (n->kind != N_MAPFILE) {
 		r = -EPERM;
 		goto out_unlock;
@@ -966,6 +1220,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct vmmfs_fs *fs = fs_of(req);
 	struct fs_node *p, *np, *n, *dst;
+	struct perm_node pd, pn;
 	char from[512] = "", to[512] = "";
 	uint64_t seq = 0;
 	char *dup;
@@ -986,6 +1241,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	n = p ? fs_child(fs, p, name) : NULL;
 	if (!n || !np) {
 		r = -ENOENT;
+	} else if ((r = perm_remove_locked(req, p, n, "rename")) ||
+		   (np != p && (r = perm_dir_locked(req, np, newname, "rename", P_W | P_X)))) {
+		;
+	} else if ((dst = fs_child(fs, np, newname)) && dst != n &&
+		   (pd = perm_of(np), pn = perm_of(dst), r = perm_sticky(req, &pd, &pn))) {
+		char path[512];
+
+		fs_node_path(dst, path, sizeof(path));
+		perm_log_why(req, path, "rename over", "its directory is sticky and neither it nor "
+			     "the directory belongs to the caller", r);
 	} else if (n->kind == N_MAPFILE) {
 		/* within one maps/; another address space's maps/ is another
 		 * device as far as mv is concerned */
@@ -1025,22 +1290,39 @@ out_unlock:
 	fuse_reply_err(req, -r);
 }
 
+/* Names made some other way than create and mkdir: never, but the
+ * permission to make a name in parent is checked first, as it was when
+ * the kernel checked it (EACCES before EPERM). */
+static void refuse_new_name(fuse_req_t req, fuse_ino_t parent, const char *name, const char *what)
+{
+	struct vmmfs_fs *fs = fs_of(req);
+	struct fs_node *p;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	p = fs_node_by_ino(fs, parent);
+	r = p ? perm_dir_locked(req, p, name, what, P_W | P_X) : -ENOENT;
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_err(req, r ? -r : EPERM);
+}
+
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	(void)ino; (void)newparent; (void)newname;
-	fuse_reply_err(req, EPERM); /* one name per mapping */
+	(void)ino;
+	refuse_new_name(req, newparent, newname, "link"); /* one name per mapping */
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	(void)link; (void)parent; (void)name;
-	fuse_reply_err(req, EPERM);
+	(void)link;
+	refuse_new_name(req, parent, name, "symlink");
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	(void)parent; (void)name; (void)mode; (void)rdev;
-	fuse_reply_err(req, EPERM); /* mapping files are made by open(O_CREAT) */
+	(void)mode; (void)rdev;
+	/* mapping files are made by open(O_CREAT) */
+	refuse_new_name(req, parent, name, "mknod");
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -1063,6 +1345,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	p = fs_node_by_ino(fs, parent);
 	if (!p) {
 		r = -ENOENT;
+	} else if ((r = perm_dir_locked(req, p, name, p->kind == N_AS_MAPS ? "map" :
+					"create", P_W | P_X))) {
+		;
 	} else if (p->kind != N_AS_MAPS) {
 		r = -EPERM; /* only mapping files can be made */
 	} else if (fs_child(fs, p, name)) {
@@ -1134,6 +1419,59 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 }
 
+/* open(2) of n with flags: read and/or write by O_ACCMODE, write for
+ * O_TRUNC. A refusal is logged. */
+static int perm_open(fuse_req_t req, struct vmmfs_fs *fs, struct fs_node *n, int flags)
+{
+	int acc = flags & O_ACCMODE, mask, r;
+	struct perm_node pn;
+	char path[512];
+
+	/* O_TRUNC comes with the open (libfuse asks for atomic_o_trunc) and
+	 * needs write permission whatever the access mode */
+	mask = acc == O_RDONLY ? P_R : acc == O_WRONLY ? P_W : P_R | P_W;
+	if (flags & O_TRUNC)
+		mask |= P_W;
+	pthread_mutex_lock(&fs->lock);
+	pn = perm_of(n);
+	pthread_mutex_unlock(&fs->lock);
+	r = perm_check(req, &pn, mask);
+	if (r) {
+		node_path(fs, n, path, sizeof(path));
+		perm_log(req, path, (flags & O_TRUNC) ? "open with O_TRUNC" : mask == P_R ?
+			 "open for reading" : mask == P_W ? "open for writing" :
+			 "open for reading and writing", path, &pn, mask);
+	}
+	return r;
+}
+
+/* access(2), and chdir: the same rules as the operations, for the real
+ * uid the kernel passes. A question, not an action: never logged. */
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct vmmfs_fs *fs = fs_of(req);
+	struct fs_node *n = node_get(fs, ino);
+	struct perm_node pn;
+	int want = 0, r;
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	pn = perm_of(n);
+	pthread_mutex_unlock(&fs->lock);
+	node_put(fs, n);
+	if (mask & R_OK)
+		want |= P_R;
+	if (mask & W_OK)
+		want |= P_W;
+	if (mask & X_OK)
+		want |= P_X;
+	r = want ? perm_check(req, &pn, want) : 0; /* F_OK: it exists */
+	fuse_reply_err(req, -r);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct vmmfs_fs *fs = fs_of(req);
@@ -1147,6 +1485,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	r = perm_open(req, fs, n, fi->flags);
+	if (r) {
+		fuse_reply_err(req, -r);
+		node_put(fs, n);
 		return;
 	}
 	text_init(&t);
@@ -1441,8 +1785,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct vmmfs_fs *fs = fs_of(req);
 	struct fs_node *n = node_get(fs, ino), *c;
+	struct perm_node pn;
 	struct fs_handle *h;
 	size_t count = 2, i = 0;
+	int r;
 
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
@@ -1451,6 +1797,17 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (!fs_node_is_dir(n)) {
 		node_put(fs, n);
 		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	/* read permission, checked at opendir as at open (readdir uses the
+	 * open directory); a listing: not logged */
+	pthread_mutex_lock(&fs->lock);
+	pn = perm_of(n);
+	pthread_mutex_unlock(&fs->lock);
+	r = perm_check(req, &pn, P_R);
+	if (r) {
+		node_put(fs, n);
+		fuse_reply_err(req, -r);
 		return;
 	}
 	h = handle_new(fs, FH_DIR, n);
@@ -1644,6 +2001,7 @@ void fs_handles_free(struct vmmfs_fs *fs)
 const struct fuse_lowlevel_ops vmmfs_oper = {
 	.init = op_init,
 	.lookup = op_lookup,
+	.access = op_access,
 	.forget = op_forget,
 	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,

@@ -13,20 +13,25 @@
  *    directories; and cannot map (create in maps/), write to a mapping,
  *    truncate, rename or remove one, mkdir/rmdir/rename an address space,
  *    or open vram/raw or vas/N/mem in any mode: exact errno each time.
- *    Afterwards nothing changed: stats, usage, pagetable, listings,
- *    descriptions, translations, and the log.
+ *    Each refusal adds exactly one line to the log, naming the path, the
+ *    action, the uid and the errno; reads add none. Afterwards nothing
+ *    else changed: stats, usage, pagetable, listings, descriptions,
+ *    translations.
+ *  - access(2), which the kernel forwards to the daemon: R_OK, W_OK, X_OK
+ *    as the user and as root, by the modes (root: any read or write, and
+ *    execute only where an x bit is set or on a directory); never logged.
+ *  - Group bits: a mapping file root made 0640 is refused to the user,
+ *    and readable once the user has root's group as a supplementary one.
  *  - Without allow_other the user sees nothing: stat of the mountpoint,
  *    readdir, open of any file fail with EACCES, while the folder around
  *    the mountpoint stays reachable (so the refusal is the mount's).
  *
- * Who refuses: the daemon mounts with default_permissions, so the kernel
- * checks the modes (maps/ and vas/ are 0755 and root's, mapping files 0644,
- * mem and vram/raw 0600) and refuses these requests before the daemon
- * sees them; without allow_other, the kernel refuses every request of
- * another user. A refusal by the kernel cannot be logged by vmmfs: the test
- * asserts that the log did not change at all (no request reached the
- * daemon, and nothing bogus was logged), which is the documented behaviour
- * (vmmfs(8), PERMISSIONS).
+ * Who refuses: with allow_other, the daemon (it mounts without
+ * default_permissions and checks the modes itself: maps/ and vas/ are
+ * 0755 and root's, mapping files 0644, mem and vram/raw 0600), so it logs
+ * each refusal (vmmfs(8), PERMISSIONS); without allow_other, the kernel
+ * refuses every request of another user, which never reaches the daemon:
+ * the log does not change at all.
  *
  * Needs root (to mount, to create the user and to change to it), /dev/fuse
  * and fusermount3; without them the test FAILS with the reason, unless
@@ -61,6 +66,7 @@ static uid_t user_uid;
 static gid_t user_gid;
 static struct mnt amnt;    /* mounted with -o allow_other */
 static struct mnt pmnt;    /* mounted without */
+static int user_in_root_group; /* the child also has group 0 as a supplementary group */
 
 /* ---- the user -------------------------------------------------------- */
 
@@ -119,6 +125,7 @@ enum uop_kind {
 	U_LINK,      /* path -> path2 */
 	U_SYMLINK,   /* path2 -> "target" */
 	U_MKNOD,
+	U_ACCESS,    /* access(path, mode) */
 };
 
 struct uop {
@@ -257,6 +264,10 @@ static void uop_run(const struct uop *op, struct ures *r)
 		if (mknod(op->path, S_IFREG | 0644, 0))
 			goto fail;
 		return;
+	case U_ACCESS:
+		if (access(op->path, (int)op->mode))
+			goto fail;
+		return;
 	}
 	r->ret = -1;
 	r->err = ENOSYS; /* an unknown kind is a bug of the test */
@@ -290,7 +301,10 @@ static bool as_user(const struct uop *op, struct ures *r)
 
 		close(pfd[0]);
 		memset(&res, 0, sizeof(res));
-		if (setgroups(0, NULL) || setresgid(user_gid, user_gid, user_gid) ||
+		gid_t root_group = 0;
+
+		if (setgroups(user_in_root_group ? 1 : 0, &root_group) ||
+		    setresgid(user_gid, user_gid, user_gid) ||
 		    setresuid(user_uid, user_uid, user_uid) || geteuid() != user_uid ||
 		    getegid() != user_gid)
 			_exit(3);
@@ -331,6 +345,89 @@ static void user_fails(const struct uop *op, int err)
 	VT_EQ_INT(r.err, err);
 }
 
+static const char *errno_word(int err)
+{
+	return err == EACCES ? "(EACCES)" : err == EPERM ? "(EPERM)" : "(?)";
+}
+
+/* op as the user fails with err, and the daemon logs exactly one line for
+ * it: "REL: WHAT refused for uid UID: ... (ERRNO)", REL the path in the
+ * mount. */
+static void user_refused(const char *mnt, const struct uop *op, int err, const char *rel,
+			 const char *what)
+{
+	char p[512], want[256];
+	char *log0 = slurp(pathf(p, sizeof(p), "%s/log", mnt), NULL), *log1, *line;
+	size_t len0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(log0);
+	user_fails(op, err);
+	log1 = slurp(p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(log1);
+	len0 = strlen(log0);
+	CU_ASSERT_FATAL(strlen(log1) >= len0 && !strncmp(log1, log0, len0));
+	line = log1 + len0;
+	snprintf(want, sizeof(want), " %s: %s refused for uid %d: ", rel, what, (int)user_uid);
+	if (!strstr(line, want) || !strstr(line, errno_word(err)) || !strchr(line, '\n') ||
+	    strchr(line, '\n')[1])
+		fprintf(stderr, "  expected one log line with '%s' and %s; got:\n%s", want,
+			errno_word(err), line);
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, want));
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, errno_word(err)));
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, " error "));
+	/* exactly one line */
+	CU_ASSERT_FATAL(strchr(line, '\n') != NULL);
+	CU_ASSERT_EQUAL(strchr(line, '\n')[1], '\0');
+	free(log0);
+	free(log1);
+}
+
+/* access(path, mode) as the user gives err (0: allowed). */
+static void user_access(const char *path, int mode, int err)
+{
+	struct uop op = { .kind = U_ACCESS, .path = path, .mode = (mode_t)mode };
+	struct ures r;
+
+	CU_ASSERT_TRUE_FATAL(as_user(&op, &r));
+	if (r.ret != (err ? -1 : 0) || (err && r.err != err))
+		fprintf(stderr, "  as %s, access(%s, %d): %s; expected %s\n", user, path, mode,
+			r.ret ? strerror(r.err) : "allowed", err ? strerror(err) : "allowed");
+	VT_EQ_INT(r.ret, err ? -1 : 0);
+	if (err)
+		VT_EQ_INT(r.err, err);
+}
+
+/* access(path, mode) as root gives err (0: allowed). */
+static void root_access(const char *path, int mode, int err)
+{
+	int r = access(path, mode);
+
+	if ((r ? errno : 0) != err)
+		fprintf(stderr, "  as root, access(%s, %d): %s; expected %s\n", path, mode,
+			r ? strerror(errno) : "allowed", err ? strerror(err) : "allowed");
+	VT_EQ_INT(r ? errno : 0, err);
+}
+
+/* Takes the line "KEY ..." out of t: translate/'s hw_tlb says whether the
+ * GPU's TLB held the translation, which the previous read of it changes. */
+static void drop_line(char *t, const char *key)
+{
+	size_t klen = strlen(key);
+	char *l = t, *end;
+
+	while (l && *l) {
+		end = strchr(l, '\n');
+		if (!strncmp(l, key, klen) && l[klen] == ' ') {
+			if (end)
+				memmove(l, end + 1, strlen(end + 1) + 1);
+			else
+				*l = '\0';
+			return;
+		}
+		l = end ? end + 1 : NULL;
+	}
+}
+
 /* The user reads path and gets what root gets. */
 static void user_reads_same(const char *path)
 {
@@ -340,6 +437,8 @@ static void user_reads_same(const char *path)
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
 	CU_ASSERT_TRUE_FATAL(as_user(&op, &r));
+	drop_line(t, "hw_tlb");
+	drop_line(r.data, "hw_tlb");
 	if (r.ret < 0)
 		fprintf(stderr, "  as %s, read %s: %s\n", user, path, strerror(r.err));
 	CU_ASSERT(r.ret >= 0);
@@ -388,6 +487,8 @@ static void snap_take(const char *mnt, uint64_t va, struct snap *s)
 	s->ro_desc = slurp(pathf(p, sizeof(p), "%s/vas/0/maps/ro", mnt), NULL);
 	s->xlate = slurp(pathf(p, sizeof(p), "%s/vas/0/translate/0x%llx", mnt,
 			       (unsigned long long)va), NULL);
+	if (s->xlate)
+		drop_line(s->xlate, "hw_tlb");
 	s->log = slurp(pathf(p, sizeof(p), "%s/log", mnt), NULL);
 	s->maps_ls = listing(pathf(p, sizeof(p), "%s/vas/0/maps", mnt));
 	s->vas_ls = listing(pathf(p, sizeof(p), "%s/vas", mnt));
@@ -422,7 +523,6 @@ static void snap_same(const struct snap *a, const struct snap *b)
 	SNAP_EQ(desc);
 	SNAP_EQ(ro_desc);
 	SNAP_EQ(xlate);
-	SNAP_EQ(log);
 	SNAP_EQ(maps_ls);
 	SNAP_EQ(vas_ls);
 	VT_EQ_U64(b->tlb_flushes, a->tlb_flushes);
@@ -447,6 +547,7 @@ static void test_user_reads(void)
 	struct uop op = { .kind = U_READ };
 	struct ures r;
 	char want[64];
+	char *log0 = slurp(A("log", M), NULL), *log1;
 
 	for (f = files; *f; f++)
 		user_reads_same(A("%s", M, *f));
@@ -513,86 +614,107 @@ static void test_user_reads(void)
 	op.path = A("gpu", M);
 	CU_ASSERT_TRUE_FATAL(as_user(&op, &r));
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.data, "chipset"));
+
+	/* reading and listing log nothing */
+	log1 = slurp(A("log", M), NULL);
+	CU_ASSERT_STRING_EQUAL(log1 ? log1 : "(unreadable)", log0 ? log0 : "(none)");
+	free(log0);
+	free(log1);
 }
 
 static void test_user_refused(void)
 {
 	const char *M = amnt.path;
 	static const int modes[] = { O_RDONLY, O_WRONLY, O_RDWR };
-	char x[512];
+	static const char *const opens[] = { "open for reading", "open for writing",
+					     "open for reading and writing" };
+	char x[512], xrel[64];
 	struct snap before, after;
 	struct uop op;
-	size_t i;
+	size_t i, lines0, lines1;
 
 	snprintf(x, sizeof(x), "%s/vas/0/translate/0x%llx", M, (unsigned long long)buf_va);
+	snprintf(xrel, sizeof(xrel), "vas/0/translate/0x%llx", (unsigned long long)buf_va);
 	snap_take(M, buf_va, &before);
 
 	/* map: no file can be made in maps/, whatever the way */
 	op = (struct uop){ .kind = U_WRITE, .path = A("vas/0/maps/mine", M),
 			   .flags = O_WRONLY | O_CREAT | O_EXCL, .text = "0x200-0x20f\n" };
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vas/0/maps/mine", "map");
 	op.flags = O_WRONLY | O_CREAT | O_TRUNC;
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vas/0/maps/mine", "map");
 	op.text = "alloc=64K\n";
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vas/0/maps/mine", "map");
 	op = (struct uop){ .kind = U_MKNOD, .path = A("vas/0/maps/node", M) };
-	user_fails(&op, EACCES);
-	/* the kernel's protected_hardlinks (fs.protected_hardlinks=1) refuses a
-	 * link to another user's file before it looks at the directory */
+	user_refused(M, &op, EACCES, "vas/0/maps/node", "mknod");
+	/* without default_permissions the kernel's protected_hardlinks check
+	 * passes (it asks the daemon nothing), and the daemon refuses the name
+	 * in maps/ */
 	op = (struct uop){ .kind = U_LINK, .path = A("vas/0/maps/buf", M),
 			   .path2 = A("vas/0/maps/hard", M) };
-	user_fails(&op, file_u64("/proc/sys/fs/protected_hardlinks", NULL) == 1 ? EPERM : EACCES);
+	user_refused(M, &op, EACCES, "vas/0/maps/hard", "link");
 	op = (struct uop){ .kind = U_SYMLINK, .path2 = A("vas/0/maps/soft", M) };
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vas/0/maps/soft", "symlink");
 	/* an existing mapping: not written, truncated, renamed, removed, chmod'ed */
 	op = (struct uop){ .kind = U_WRITE, .path = A("vas/0/maps/buf", M), .flags = O_WRONLY,
 			   .text = "0x300\n" };
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vas/0/maps/buf", "open for writing");
 	op.flags = O_WRONLY | O_APPEND;
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vas/0/maps/buf", "open for writing");
 	op.flags = O_RDWR;
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vas/0/maps/buf", "open for reading and writing");
 	op = (struct uop){ .kind = U_TRUNCATE, .path = A("vas/0/maps/buf", M) };
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vas/0/maps/buf", "truncate");
+	/* O_TRUNC needs write permission, even with O_RDONLY */
+	op = (struct uop){ .kind = U_OPEN, .path = A("vas/0/maps/buf", M),
+			   .flags = O_RDONLY | O_TRUNC };
+	user_refused(M, &op, EACCES, "vas/0/maps/buf", "open with O_TRUNC");
 	op = (struct uop){ .kind = U_RENAME, .path = A("vas/0/maps/buf", M),
 			   .path2 = A("vas/0/maps/moved", M) };
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vas/0/maps/buf", "rename");
 	op = (struct uop){ .kind = U_UNLINK, .path = A("vas/0/maps/buf", M) };
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vas/0/maps/buf", "unmap");
 	op.path = A("vas/0/maps/ro", M);
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vas/0/maps/ro", "unmap");
 	op = (struct uop){ .kind = U_CHMOD, .path = A("vas/0/maps/buf", M), .mode = 0666 };
-	user_fails(&op, EPERM); /* not the owner */
+	user_refused(M, &op, EPERM, "vas/0/maps/buf", "chmod"); /* not the owner */
 	/* address spaces: not made, removed or renamed */
 	op = (struct uop){ .kind = U_MKDIR, .path = A("vas/mine", M) };
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vas/mine", "mkdir");
 	op = (struct uop){ .kind = U_RMDIR, .path = A("vas/spare", M) };
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vas/spare", "rmdir");
 	op = (struct uop){ .kind = U_RENAME, .path = A("vas/spare", M), .path2 = A("vas/moved", M) };
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vas/spare", "rename");
 	/* memory: vram/raw and mem, in any mode */
 	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
 		op = (struct uop){ .kind = U_PREAD, .path = A("vram/raw", M), .flags = modes[i],
 				   .off = 0x100000 };
-		user_fails(&op, EACCES);
+		user_refused(M, &op, EACCES, "vram/raw", opens[i]);
 		op.path = A("vas/0/mem", M);
 		op.off = (off_t)buf_va;
-		user_fails(&op, EACCES);
+		user_refused(M, &op, EACCES, "vas/0/mem", opens[i]);
 		op.path = A("vas/spare/mem", M);
-		user_fails(&op, EACCES);
+		user_refused(M, &op, EACCES, "vas/spare/mem", opens[i]);
 	}
 	/* information files stay read-only for the user too */
 	op = (struct uop){ .kind = U_OPEN, .path = A("gpu/chipset", M), .flags = O_WRONLY };
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "gpu/chipset", "open for writing");
 	op.path = A("stats", M);
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "stats", "open for writing");
 	op.path = x;
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, xrel, "open for writing");
 	op = (struct uop){ .kind = U_OPEN, .path = A("newfile", M), .flags = O_WRONLY | O_CREAT };
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "newfile", "create");
 
 	snap_take(M, buf_va, &after);
 	snap_same(&before, &after);
+	/* the log only grew by the refusals: 31 lines */
+	lines0 = lines1 = 0;
+	for (i = 0; before.log && before.log[i]; i++)
+		lines0 += before.log[i] == '\n';
+	for (i = 0; after.log && after.log[i]; i++)
+		lines1 += after.log[i] == '\n';
+	VT_EQ_U64(lines1 - lines0, 31);
 	CU_ASSERT_FALSE(exists(A("vas/0/maps/mine", M)));
 	CU_ASSERT_FALSE(exists(A("vas/mine", M)));
 	CU_ASSERT_TRUE(exists(A("vas/spare/pdb", M)));
@@ -604,6 +726,68 @@ static void test_user_refused(void)
 	VT_EQ_INT(unlink(A("vas/0/maps/roots", M)), 0);
 }
 
+/* access(2): the daemon answers it by the modes, for the user and for
+ * root, and logs nothing (a question, not an action). */
+static void test_access(void)
+{
+	const char *M = amnt.path;
+	char *log0 = slurp(A("log", M), NULL), *log1;
+
+	/* the user: information files readable, nothing writable or
+	 * executable, directories searchable but not writable, memory closed */
+	user_access(A("gpu/chipset", M), F_OK, 0);
+	user_access(A("gpu/chipset", M), R_OK, 0);
+	user_access(A("gpu/chipset", M), W_OK, EACCES);
+	user_access(A("gpu/chipset", M), X_OK, EACCES);
+	user_access(A("vas/0/maps/buf", M), R_OK, 0);
+	user_access(A("vas/0/maps/buf", M), R_OK | W_OK, EACCES);
+	user_access(A("vas/0/maps", M), R_OK | X_OK, 0);
+	user_access(A("vas/0/maps", M), W_OK, EACCES);
+	user_access(A("vas", M), W_OK, EACCES);
+	user_access(A("vas/0/mem", M), F_OK, 0);
+	user_access(A("vas/0/mem", M), R_OK, EACCES);
+	user_access(A("vas/0/mem", M), W_OK, EACCES);
+	user_access(A("vram/raw", M), R_OK, EACCES);
+	user_access(M, X_OK, 0);
+	/* root: any read and write; execute only with an x bit, or a directory */
+	root_access(A("vas/0/mem", M), R_OK | W_OK, 0);
+	root_access(A("vram/raw", M), R_OK | W_OK, 0);
+	root_access(A("gpu/chipset", M), R_OK | W_OK, 0);
+	root_access(A("gpu/chipset", M), X_OK, EACCES);
+	root_access(A("vas/0/maps", M), W_OK | X_OK, 0);
+	root_access(A("gpu", M), X_OK, 0); /* 0555 */
+	root_access(A("vas/0/maps/nosuch", M), F_OK, ENOENT);
+
+	log1 = slurp(A("log", M), NULL);
+	CU_ASSERT_STRING_EQUAL(log1 ? log1 : "(unreadable)", log0 ? log0 : "(none)");
+	free(log0);
+	free(log1);
+}
+
+/* The group bits count for the file's group among the caller's
+ * supplementary groups (which the daemon asks the kernel for). */
+static void test_group_bits(void)
+{
+	const char *M = amnt.path;
+	struct uop op = { .kind = U_READ, .path = A("vas/0/maps/ro", M) };
+	char *want = slurp(op.path, NULL);
+	struct ures r;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+	VT_EQ_INT(chmod(op.path, 0640), 0); /* root's, group 0 */
+	user_refused(M, &op, EACCES, "vas/0/maps/ro", "open for reading");
+	user_access(op.path, R_OK, EACCES);
+	user_in_root_group = 1;
+	CU_ASSERT_TRUE_FATAL(as_user(&op, &r));
+	VT_EQ_INT(r.ret, (long)strlen(want));
+	CU_ASSERT_STRING_EQUAL(r.data, want);
+	user_access(op.path, R_OK, 0);
+	user_access(op.path, W_OK, EACCES);
+	user_in_root_group = 0;
+	VT_EQ_INT(chmod(op.path, 0644), 0);
+	free(want);
+}
+
 /* The user's data writes never reached VRAM: what root wrote is there. */
 static void test_user_memory_untouched(void)
 {
@@ -613,9 +797,9 @@ static void test_user_memory_untouched(void)
 	struct uop op = { .kind = U_WRITE, .path = A("vram/raw", M), .flags = O_WRONLY,
 			  .text = "user-bytes" };
 
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vram/raw", "open for writing");
 	op.path = A("vas/0/mem", M);
-	user_fails(&op, EACCES);
+	user_refused(M, &op, EACCES, "vas/0/mem", "open for writing");
 	fd = open(A("vram/raw", M), O_RDONLY);
 	CU_ASSERT_FATAL(fd >= 0);
 	VT_EQ_INT(pread(fd, buf, 16, 0x100000), 16);
@@ -744,6 +928,8 @@ static void register_tests(void)
 	static const struct vt_test tests[] = {
 		{ "user_reads", test_user_reads },
 		{ "user_refused", test_user_refused },
+		{ "access", test_access },
+		{ "group_bits", test_group_bits },
 		{ "user_memory_untouched", test_user_memory_untouched },
 		{ "private_mount", test_private_mount },
 		{ NULL, NULL },
