@@ -170,7 +170,7 @@ static int runs_grow(struct vmmfs_mapfile *mf);
 
 static int add_run(struct vmmfs_mapfile *mf, uint64_t first, uint64_t count, uint64_t at)
 {
-	struct vmmfs_pfn_run *last;
+	struct vmmfs_vmm_run *last;
 
 	if (count > VMMFS_MAPFILE_MAX_PAGES - mf->npages)
 		return fail(mf, -EFBIG, "more than %llu pages in one mapping file (byte %llu); "
@@ -687,7 +687,7 @@ void vmmfs_mapfile_populate(void *p, size_t len)
 static int runs_grow(struct vmmfs_mapfile *mf)
 {
 	size_t old = mf->runs_cap, cap = old ? old * 2 : 64;
-	struct vmmfs_pfn_run *r = realloc(mf->runs, cap * sizeof(*r));
+	struct vmmfs_vmm_run *r = realloc(mf->runs, cap * sizeof(*r));
 
 	if (!r)
 		return fail(mf, -ENOMEM, "out of memory for the PFN list (%zu runs)", mf->nruns);
@@ -733,7 +733,7 @@ static inline bool word_value(const unsigned char *w, size_t len, uint64_t *out)
  * open run is [first, next) and *open (the last run, or a dummy while
  * there is none) gets its count when it closes. */
 struct scan_state {
-	struct vmmfs_pfn_run *runs, *open;
+	struct vmmfs_vmm_run *runs, *open;
 	size_t nruns, cap;
 	uint64_t pages, first, next;
 };
@@ -800,7 +800,7 @@ int scan_pfns_with(struct vmmfs_mapfile *mf, const char **pp, const char *end,
 	const unsigned char *q = (const unsigned char *)*pp, *e = (const unsigned char *)end;
 	const unsigned char *w = q;
 	const uint64_t vram_pages = mf->vram_pages, max_pages = VMMFS_MAPFILE_MAX_PAGES;
-	struct vmmfs_pfn_run none = { 0, 0 };
+	struct vmmfs_vmm_run none = { 0, 0 };
 	struct scan_state st = {
 		.runs = mf->runs, .open = &none, .nruns = mf->nruns, .cap = mf->runs_cap,
 		.pages = mf->npages, .next = UINT64_MAX, /* no PFN is UINT64_MAX */

@@ -48,6 +48,8 @@
 #include <stddef.h>
 #include <stdbool.h>
 
+#include <vmmfs/vmm.h>
+
 /* Limits, documented in vmmfs(8). */
 #define VMMFS_MAPFILE_MAX_BYTES (64ull << 20) /* text written into one mapping file */
 #define VMMFS_MAPFILE_MAX_PAGES (1ull << 24)  /* PFNs in one file: 64 GiB of 4 KiB pages */
@@ -61,10 +63,9 @@ enum vmmfs_mapfile_va {
 	VMMFS_MAPFILE_VA_RANGE,
 };
 
-struct vmmfs_pfn_run {
-	uint64_t first;
-	uint64_t count;
-};
+/* The parser's runs of PFNs are the VMM's (struct vmmfs_vmm_run: first,
+ * count): vmmfs_vmm_map_runs takes them as they are, without an array of
+ * one PFN per page. */
 
 struct vmmfs_mapfile {
 	/* limits, set by init */
@@ -77,7 +78,7 @@ struct vmmfs_mapfile {
 	bool read_only;
 	bool access_given;
 	uint64_t alloc_bytes;    /* alloc=SIZE, 0 if not given */
-	struct vmmfs_pfn_run *runs;
+	struct vmmfs_vmm_run *runs;
 	size_t nruns, runs_cap;
 	uint64_t npages;         /* PFNs, counting every page of every range */
 	uint64_t bytes;          /* text accepted so far */

@@ -528,7 +528,7 @@ static inline char *put_dec(char *p, uint64_t v)
 struct fs_frozen {
 	struct vmmfs_mapping_info info;
 	size_t nruns;
-	struct vmmfs_pfn_run runs[];
+	struct vmmfs_vmm_run runs[];
 };
 
 /* Bytes of " 0xA-0xB" (" 0xA" for one page). */

@@ -582,7 +582,7 @@ static void test_hex_every_length(void)
 struct gen {
 	char *text;
 	size_t len, cap;
-	struct vmmfs_pfn_run *runs;
+	struct vmmfs_vmm_run *runs;
 	size_t nruns, cap_runs;
 	uint64_t npages;
 	size_t bad_at;      /* offset of the malformed word, or SIZE_MAX */
@@ -854,7 +854,7 @@ static void test_block_every_place(void)
  * ranges, options or comments): the runs, or the first bad word's errno
  * and byte. */
 struct ref {
-	struct vmmfs_pfn_run runs[512];
+	struct vmmfs_vmm_run runs[512];
 	size_t nruns;
 	uint64_t npages;
 	int err;

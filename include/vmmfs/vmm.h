@@ -46,6 +46,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Opaque; declared here so that this header stands on its own. */
+struct vmmfs_gpu;
+struct vmmfs_vmm;
+struct vmmfs_map_op;
+struct vmmfs_mapping;
+
 enum vmmfs_va_place {
 	VMMFS_VA_ANY = 0,   /* anywhere in the address space */
 	VMMFS_VA_EXACT,     /* starting exactly at start */

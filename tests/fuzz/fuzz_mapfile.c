@@ -369,7 +369,7 @@ FUZZ_NOCOV static void check_state(const struct vmmfs_mapfile *mf, int r, int pr
 		sum = ck->pages;
 	}
 	for (; i < mf->nruns; i++) {
-		const struct vmmfs_pfn_run *run = &mf->runs[i];
+		const struct vmmfs_vmm_run *run = &mf->runs[i];
 		if (ck && i + 1 < mf->nruns && i == ck->runs) {
 			ck->runs = i + 1;
 			ck->pages = sum + run->count;
