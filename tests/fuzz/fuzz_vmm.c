@@ -1,50 +1,72 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Fuzz target: the public VMM API (include/vmmfs/vmm.h) on simulated GPUs,
- * checked after every step against a plain model and against the
- * simulated GPU's own MMU (vmmfs_gpu_hw_translate).
+ * checked against a plain model, the simulated GPU's own MMU
+ * (vmmfs_gpu_hw_translate) and the VMM's own consistency check.
  *
  * One simulated GPU per chip, opened on first use and kept for the whole
- * process; each input makes one or two address spaces on it and destroys
- * them at its end, after which the GPU must be exactly as before (VRAM
- * usage, heap objects, page owners), so inputs do not depend on each other.
+ * process (opening one costs as much as a small input): chip_reset() makes
+ * it what a fresh one is at the start of every input (VRAM reads poison
+ * again, empty TLB, PRAMIN window where open left it) and checks that
+ * nothing else is left over; each input makes one or two address spaces
+ * and destroys them at its end, after which the GPU must be exactly as
+ * before (VRAM usage, heap objects, page owners). An input after which the
+ * GPU is not as fresh (a vanished device; an invalidate still stuck) closes
+ * it at its end. So inputs do not depend on each other and a crash replays
+ * alone.
  *
  * Input layout (a byte stream; reading past the end gives zeros):
  *   byte 0   bits 0-1: chip (tu102 / ga102 MMU v2, gh100 / gb202 MMU v3)
  *            bit 2: two address spaces
  *            bits 3-4: how the input ends (destroy with mappings live,
  *                      unmap in order, unmap newest first, unmap half)
+ *            bit 5: gb202 with 1 GiB of VRAM (512 MiB pages), else 64 MiB
  *   then operations, each an opcode byte (bits 0-3: operation, bit 4:
  *   which address space) followed by its arguments:
  *     prepare, execute, abort, map_pages (with VMMFS_MAP_CLAIM over a
  *     claimed run), map_alloc, unmap, lookup, mem read/write, claim and
- *     unclaim VRAM (vmmfs_gpu_vram_claim), fail an allocation of the next
- *     operation, full check.
+ *     unclaim VRAM (vmmfs_gpu_vram_claim), pin and unpin VRAM
+ *     (vmmfs_gpu_vram_pin), fail an allocation of the next operation, a
+ *     hardware fault for the next operation (a TLB invalidate that never
+ *     completes, or a device that vanishes for the rest of the input), full
+ *     check. tests/fuzz/mkcorpus.py writes inputs in this layout.
  *
  * The model knows, for each address space, the live mappings (VA, PFN
- * runs, access, small-pages-only) and the prepared ops (VA, size); per GPU
- * it counts how often each VRAM page is mapped. For every call it works
- * out which errors the header allows (vmm.h lists them per function) and
+ * runs, access, small-pages-only), the prepared ops (VA, size) and the
+ * mappings a hardware error sent to quarantine; per GPU it counts how
+ * often each VRAM page is mapped or pinned. For every call it works out
+ * which errors the header allows (vmm.h lists them per function) and
  * whether success is required, then checks:
  *   - the result; on failure that nothing changed (stats, VRAM, VA);
  *   - TLB invalidates: exactly one per execute, map and unmap, none for
  *     prepare, lookups or a failed validation; execute never allocates;
  *   - placement: page-aligned, inside the address space / the range /
- *     exactly at the asked VA, overlapping no mapping or prepared op;
- *     placed anywhere with a PA hint, congruent to it modulo the largest
- *     page size the size allows;
+ *     exactly at the asked VA, overlapping no mapping, prepared op or
+ *     quarantined VA; placed anywhere with a PA hint, congruent to it modulo
+ *     the largest page size the size allows;
  *   - mapping info and PFN runs against the model;
- *   - translations: for sampled pages of every mapping, vmmfs_vmm_lookup
- *     and the GPU's MMU must both give the model's PA and access, agree on
- *     the page size, and a big page must cover only consecutive PFNs of one
- *     mapping; unmapped, aborted and prepared ranges must fault;
+ *   - translations: vmmfs_vmm_lookup and the GPU's MMU must both give the
+ *     model's PA and access, agree on the page size, and a big page must
+ *     cover only consecutive PFNs of one mapping; unmapped, aborted and
+ *     prepared ranges must fault; a quarantined VA may only still reach
+ *     (through the GPU's caches) what its mapping said;
+ *   - hardware errors (vmm.h): -ETIMEDOUT/-ENODEV exactly when injected; an
+ *     execute or map that fails so after its point of no return, or an
+ *     unmap, quarantines its mapping: VA and page references withheld
+ *     (stats.quarantined_pages) until destroy; after the device vanished,
+ *     every call that reaches it fails with -ENODEV, and destroy keeps the
+ *     tree and the mapped pages reserved, but frees every heap object;
  *   - VRAM: page-owner counts equal the model's; a page-table page is never
- *     mapped; alloc= pages are fresh and zeroed; free + tables + alloc= +
- *     parked pages make all of VRAM; a claim succeeds exactly when every
- *     page is free in the allocator; nothing makes the VRAM owner log an
- *     error;
+ *     mapped or pinned; alloc= pages are fresh and zeroed; free + tables +
+ *     alloc= + parked pages make all of VRAM; a claim succeeds exactly when
+ *     every page is free in the allocator, a pin exactly when no page holds
+ *     a table; nothing makes the VRAM owner log an error;
  *   - at full checks: vmmfs_vmm_dump() shows exactly the model's pages,
  *     and vmmfs_vmm_check() (the VMM's own consistency check) passes.
+ * When: after every step that changes something, the stats and the VA
+ * ranges it touched; every FULL_EVERY such steps, every mapping sampled,
+ * the VRAM sum and vmmfs_vmm_check; at the end of every input, everything
+ * (full_check), every page's owner word included. See step_check().
  */
 #include "fuzz.h"
 
@@ -61,6 +83,7 @@
 #include "vram.h"
 #include "vmm_priv.h"
 #include "sim/sim.h"
+#include "sim/sim_priv.h"
 
 #define PAGE 4096ull
 #define MAX_VMMS 2
@@ -70,10 +93,16 @@
 #define MAX_HOLES 8
 #define MAX_PT_KNOWN 16
 #define MAX_CLAIMS 8
-#define EXEC_MAX_PAGES (1ull << 18)  /* larger prepared ops are aborted, never executed */
-#define HUGE_MAX_PAGES (1ull << 19)  /* largest prepare-only op */
-#define SPACE_MAX_PAGES (1ull << 18) /* mapped and prepared pages per address space:
-				      * the checks cost time per page */
+#define MAX_PINS 8
+#define MAX_QUAR (2 * MAX_MAPS) /* room for every live mapping too */
+#define MAX_TOUCHED 6
+#define FULL_EVERY 8 /* changing steps between two checks of everything */
+/* The checks cost time per page: one 512 MiB page (2^17 pages) is the
+ * largest mapping that reaches a path smaller ones do not. */
+#define EXEC_MAX_PAGES (1ull << 17)  /* larger prepared ops are aborted, never executed */
+#define HUGE_MAX_PAGES (1ull << 18)  /* largest prepare-only op (1 GiB of VA) */
+#define SPACE_MAX_PAGES ((1ull << 17) + (1ull << 14)) /* mapped and prepared pages per
+						       * address space */
 
 /* ---- chips ------------------------------------------------------------------------- */
 
@@ -86,14 +115,21 @@ struct chip {
 	uint32_t *refs;              /* model: mappings of each VRAM page */
 	uint64_t distinct;           /* model: pages mapped at least once */
 	uint32_t *mark, epoch;       /* pages already counted in this pass */
+	uint32_t window0;            /* the simulator's window register after open */
+	uint64_t pramin_base0;       /* the driver's view of it */
+	bool pramin_known0;
+	bool dirty;                  /* a hardware fault was injected: reopen */
+	int64_t gpu_objs;            /* heap objects of the open GPU alone */
 };
 
-/* Small VRAM keeps the fuzzer fast; gb202 has 1 GiB so that one chip can
- * map a 512 MiB page. */
-static struct chip chips[4] = {
-	{ .name = "tu102", .vram_bytes = 64ull << 20 },
-	{ .name = "ga102", .vram_bytes = 256ull << 20 },
-	{ .name = "gh100", .vram_bytes = 128ull << 20 },
+/* Small VRAM keeps the fuzzer fast (a map of more pages than VRAM has is
+ * skipped, and the checks cost time per page); a gb202 with 1 GiB, which
+ * inputs ask for, can map a 512 MiB page. */
+static struct chip chips[5] = {
+	{ .name = "tu102", .vram_bytes = 16ull << 20 },
+	{ .name = "ga102", .vram_bytes = 64ull << 20 },
+	{ .name = "gh100", .vram_bytes = 32ull << 20 },
+	{ .name = "gb202", .vram_bytes = 64ull << 20 },
 	{ .name = "gb202", .vram_bytes = 1024ull << 20 },
 };
 
@@ -109,6 +145,7 @@ struct model_map {
 	struct vmmfs_mapping *m;
 	uint64_t va, npages;
 	bool ro, small_only, allocated;
+	bool held;      /* quarantine: entries cleared (else: the device is gone) */
 	struct run *runs;
 	size_t nruns;
 };
@@ -132,6 +169,17 @@ struct mvmm {
 	struct hole holes[MAX_HOLES];
 	size_t nholes, hole_next;
 	uint64_t flushes;            /* TLB invalidates the VMM must have issued */
+	/* Mappings a hardware error sent to quarantine (vmm.h): VA and page
+	 * references withheld until destroy. held: entries cleared (the GPU's
+	 * TLB may still hold them); else (device gone) unknown. */
+	struct model_map quar[MAX_QUAR];
+	size_t nquar;
+	uint64_t quar_pages;
+};
+
+/* vmmfs_gpu_vram_pin: one mapping reference on each page of the run. */
+struct pin {
+	uint64_t first, count;
 };
 
 /* VRAM taken with vmmfs_gpu_vram_claim (crash recovery), not yet handed
@@ -156,9 +204,19 @@ struct ctx {
 	size_t npt_known;
 	struct claim claims[MAX_CLAIMS];
 	size_t nclaims;
+	struct pin pins[MAX_PINS];
+	size_t npins;
 	int fault_nth;               /* -1: none armed for the next operation */
 	bool fault_all;
+	unsigned int hw_fault;       /* simulator fault for the next operation */
+	bool gone;                   /* the device vanished: -ENODEV from now on */
+	bool kept;                   /* an address space was destroyed on the vanished
+				      * device: its pages stay reserved, unmodelled */
 	uint64_t rng;
+	/* VA ranges the current step changed or tried: checked after it */
+	struct { struct mvmm *mv; uint64_t va, npages; } touched[MAX_TOUCHED];
+	size_t ntouched;
+	unsigned int changed;        /* changing steps so far */
 };
 
 static struct ctx *cur;
@@ -274,7 +332,7 @@ static uint64_t rng_next(struct ctx *x)
 enum {
 	E_INVAL = 1 << 0, E_RANGE = 1 << 1, E_NOSPC = 1 << 2, E_EXIST = 1 << 3,
 	E_ACCES = 1 << 4, E_NOMEM = 1 << 5, E_FAULT = 1 << 6, E_OVERFLOW = 1 << 7,
-	E_BUSY = 1 << 8,
+	E_BUSY = 1 << 8, E_NODEV = 1 << 9, E_TIMEDOUT = 1 << 10,
 };
 
 static unsigned int err_bit(int r)
@@ -289,6 +347,8 @@ static unsigned int err_bit(int r)
 	case -EFAULT: return E_FAULT;
 	case -EOVERFLOW: return E_OVERFLOW;
 	case -EBUSY: return E_BUSY;
+	case -ENODEV: return E_NODEV;
+	case -ETIMEDOUT: return E_TIMEDOUT;
 	default: return 1u << 31;
 	}
 }
@@ -324,6 +384,9 @@ FUZZ_NOCOV static bool va_busy(const struct mvmm *mv, uint64_t va, uint64_t n)
 	for (size_t i = 0; i < mv->nops; i++)
 		if (overlaps(va, n, mv->ops[i].va, mv->ops[i].npages))
 			return true;
+	for (size_t i = 0; i < mv->nquar; i++)
+		if (overlaps(va, n, mv->quar[i].va, mv->quar[i].npages))
+			return true;
 	return false;
 }
 
@@ -337,7 +400,7 @@ FUZZ_NOCOV static int cmp_u64(const void *a, const void *b)
 /* True when [lo, hi) has a free stretch of size bytes (page aligned). */
 FUZZ_NOCOV static bool va_gap(const struct mvmm *mv, uint64_t lo, uint64_t hi, uint64_t size)
 {
-	uint64_t iv[2 * (MAX_MAPS + MAX_OPS)];
+	uint64_t iv[2 * (MAX_MAPS + MAX_OPS + MAX_QUAR)];
 	size_t n = 0;
 	uint64_t pos = lo;
 
@@ -350,6 +413,10 @@ FUZZ_NOCOV static bool va_gap(const struct mvmm *mv, uint64_t lo, uint64_t hi, u
 	for (size_t i = 0; i < mv->nops; i++) {
 		iv[2 * n] = mv->ops[i].va;
 		iv[2 * n++ + 1] = mv->ops[i].va + mv->ops[i].npages * PAGE;
+	}
+	for (size_t i = 0; i < mv->nquar; i++) {
+		iv[2 * n] = mv->quar[i].va;
+		iv[2 * n++ + 1] = mv->quar[i].va + mv->quar[i].npages * PAGE;
 	}
 	qsort(iv, n, 2 * sizeof(uint64_t), cmp_u64);
 	for (size_t i = 0; i < n; i++) {
@@ -403,9 +470,11 @@ FUZZ_NOCOV static uint64_t model_pfn(const struct model_map *m, uint64_t idx)
 FUZZ_NOCOV static struct run *make_runs(const uint64_t *pfns, uint64_t n, size_t *nruns)
 {
 	struct run *runs;
-	size_t k = 0;
+	size_t k = 0, cap = 1;
 
-	runs = malloc((size_t)(n ? n : 1) * sizeof(*runs));
+	for (uint64_t i = 1; i < n; i++)
+		cap += pfns[i] != pfns[i - 1] + 1;
+	runs = malloc(cap * sizeof(*runs));
 	if (!runs)
 		vf_fail("out of memory for the model");
 	for (uint64_t i = 0; i < n; i++) {
@@ -454,6 +523,39 @@ FUZZ_NOCOV static void check_owners(struct ctx *x, const struct model_map *m)
 		}
 }
 
+/* The same after a step, for large mappings on a sample: the first and
+ * last pages of the first runs, and random pages (full_check, at the end
+ * of every input, checks every page). */
+FUZZ_NOCOV static void check_owners_some(struct ctx *x, const struct model_map *m)
+{
+	struct vmmfs_vram *v = x->c->gpu->vram;
+
+	if (m->npages <= 2048) {
+		check_owners(x, m);
+		return;
+	}
+	for (size_t i = 0; i < m->nruns && i < 64; i++) {
+		const struct run *r = &m->runs[i];
+
+		for (uint64_t j = 0; j < r->count; j = j + 1 == 8 && r->count > 16 ? r->count - 8 : j + 1) {
+			uint64_t pfn = r->pfn + j;
+			uint32_t w = vram_owner(v, pfn);
+
+			if (w == VRAM_OWNER_PT || (w & VRAM_OWNER_COUNT) != x->c->refs[pfn])
+				vf_fail("page 0x%llx: owner word 0x%x, the model maps it %u times",
+					(unsigned long long)pfn, w, x->c->refs[pfn]);
+		}
+	}
+	for (int k = 0; k < 64; k++) {
+		uint64_t pfn = model_pfn(m, rng_next(x) % m->npages);
+		uint32_t w = vram_owner(v, pfn);
+
+		if (w == VRAM_OWNER_PT || (w & VRAM_OWNER_COUNT) != x->c->refs[pfn])
+			vf_fail("page 0x%llx: owner word 0x%x, the model maps it %u times",
+				(unsigned long long)pfn, w, x->c->refs[pfn]);
+	}
+}
+
 /* Upper bound of page-table pages a map of npages needs (any placement). */
 static uint64_t pt_bound(uint64_t npages)
 {
@@ -469,6 +571,11 @@ FUZZ_NOCOV static bool vram_short(struct ctx *x, uint64_t npages, uint64_t extra
 	struct vmmfs_vram_usage u;
 	uint64_t unusable = x->c->distinct, usable;
 
+	vmmfs_gpu_get_vram_usage(x->c->gpu, &u);
+	/* the pages the call maps would count at most npages */
+	if (u.free_pages > unusable + npages &&
+	    u.free_pages - unusable - npages >= 2 * pt_bound(npages) + extra + 64)
+		return false;
 	if (pfns) {
 		uint32_t epoch = ++x->c->epoch;
 
@@ -522,8 +629,9 @@ FUZZ_NOCOV static uint64_t parked_pages(struct ctx *x)
 		epoch = x->c->epoch = 1;
 	}
 	for (int k = 0; k < x->nvmm; k++)
-		for (size_t i = 0; i < x->v[k].nmaps; i++) {
-			const struct model_map *m = &x->v[k].maps[i];
+		for (size_t i = 0; i < x->v[k].nmaps + x->v[k].nquar; i++) {
+			const struct model_map *m = i < x->v[k].nmaps ? &x->v[k].maps[i] :
+						    &x->v[k].quar[i - x->v[k].nmaps];
 			for (size_t j = 0; j < m->nruns; j++)
 				for (uint64_t p = m->runs[j].pfn; p < m->runs[j].pfn + m->runs[j].count; p++) {
 					if (x->c->mark[p] == epoch)
@@ -531,6 +639,13 @@ FUZZ_NOCOV static uint64_t parked_pages(struct ctx *x)
 					x->c->mark[p] = epoch;
 					n += !!(vram_owner(v, p) & VRAM_OWNER_PARKED);
 				}
+		}
+	for (size_t i = 0; i < x->npins; i++)
+		for (uint64_t p = x->pins[i].first; p < x->pins[i].first + x->pins[i].count; p++) {
+			if (x->c->mark[p] == epoch)
+				continue;
+			x->c->mark[p] = epoch;
+			n += !!(vram_owner(v, p) & VRAM_OWNER_PARKED);
 		}
 	return n;
 }
@@ -565,7 +680,10 @@ FUZZ_NOCOV static void check_vram_sum(struct ctx *x)
 	 * both are; else count the parked pages */
 	if (u.free_pages + u.pt_pages + u.alloc_pages != u.total_pages)
 		parked = parked_pages(x);
-	if (u.free_pages + u.pt_pages + u.alloc_pages + parked != u.total_pages)
+	/* pages of an address space destroyed on a vanished device stay
+	 * reserved (parked ones among them), and the model forgot them */
+	if (u.free_pages + u.pt_pages + u.alloc_pages + parked != u.total_pages &&
+	    !(x->kept && u.free_pages + u.pt_pages + u.alloc_pages + parked < u.total_pages))
 		vf_fail("VRAM: %llu free + %llu tables + %llu alloc= + %llu parked pages make %llu, "
 			"not the %llu managed", (unsigned long long)u.free_pages,
 			(unsigned long long)u.pt_pages, (unsigned long long)u.alloc_pages,
@@ -634,6 +752,22 @@ FUZZ_NOCOV static void check_va(struct ctx *x, struct mvmm *mv, uint64_t va)
 		remember_pt(x, lk.entry_addr / PAGE);
 
 	if (!m) {
+		const struct model_map *q = NULL;
+
+		for (size_t i = 0; i < mv->nquar && !q; i++)
+			if (va >= mv->quar[i].va && va - mv->quar[i].va < mv->quar[i].npages * PAGE)
+				q = &mv->quar[i];
+		/* a quarantined range: its entries are cleared, but the GPU's
+		 * TLB or directory cache may still reach what they said (that
+		 * is why VA, tables and pages are withheld) */
+		if (q && hw.result == VMMFS_HW_OK &&
+		    (hw.read_only != q->ro ||
+		     hw.pa != model_pfn(q, (va - q->va) / PAGE) * PAGE + off))
+			vf_fail("quarantined VA 0x%llx: the GPU translates it to PA 0x%llx%s, which its "
+				"mapping never said", (unsigned long long)va, (unsigned long long)hw.pa,
+				hw.from_tlb ? " from its TLB" : "");
+		if (q && hw.result == VMMFS_HW_OK)
+			hw.result = VMMFS_HW_FAULT;
 		if (lk.state != VMMFS_LOOKUP_UNMAPPED && lk.state != VMMFS_LOOKUP_NO_TABLE)
 			vf_fail("VA 0x%llx is mapped by no one, lookup says state %d (PA 0x%llx, %s)",
 				(unsigned long long)va, (int)lk.state, (unsigned long long)lk.pa,
@@ -691,6 +825,12 @@ FUZZ_NOCOV static void check_va(struct ctx *x, struct mvmm *mv, uint64_t va)
 /* Sampled pages of every mapping, the prepared ops and the recent holes. */
 FUZZ_NOCOV static void check_translations(struct ctx *x, struct mvmm *mv)
 {
+	if (x->gone)
+		return;   /* every lookup fails with -ENODEV */
+	for (size_t i = 0; i < mv->nquar; i++) {
+		check_va(x, mv, mv->quar[i].va);
+		check_va(x, mv, mv->quar[i].va + (mv->quar[i].npages - 1) * PAGE);
+	}
 	for (size_t i = 0; i < mv->nmaps; i++) {
 		const struct model_map *m = &mv->maps[i];
 
@@ -718,6 +858,39 @@ FUZZ_NOCOV static void check_translations(struct ctx *x, struct mvmm *mv)
 	}
 }
 
+/* A VA range the current step changed or tried (checked after it). */
+FUZZ_NOCOV static void touch(struct ctx *x, struct mvmm *mv, uint64_t va, uint64_t npages)
+{
+	va &= ~(PAGE - 1);
+	if (x->ntouched == MAX_TOUCHED || !npages || va >= mv->va_size)
+		return;
+	if (npages > (mv->va_size - va) / PAGE)
+		npages = (mv->va_size - va) / PAGE;
+	x->touched[x->ntouched].mv = mv;
+	x->touched[x->ntouched].va = va;
+	x->touched[x->ntouched++].npages = npages;
+}
+
+/* The first, last and a random page of a range, the starts of the first
+ * runs of a mapping there, and the pages just outside. */
+FUZZ_NOCOV static void check_span(struct ctx *x, struct mvmm *mv, uint64_t va, uint64_t n)
+{
+	const struct model_map *m = model_find(mv, va);
+
+	check_va(x, mv, va);
+	if (n > 1)
+		check_va(x, mv, va + (n - 1) * PAGE);
+	if (n > 2)
+		check_va(x, mv, va + (rng_next(x) % n) * PAGE);
+	if (m && m->va == va)
+		for (size_t k = 1; k < m->nruns && k < 4; k++)
+			check_va(x, mv, m->va + m->runs[k].idx * PAGE);
+	if (va >= PAGE)
+		check_va(x, mv, va - PAGE);
+	if (va + n * PAGE < mv->va_size)
+		check_va(x, mv, va + n * PAGE);
+}
+
 FUZZ_NOCOV static void check_stats(struct ctx *x, struct mvmm *mv)
 {
 	struct vmmfs_vmm_stats st;
@@ -728,7 +901,7 @@ FUZZ_NOCOV static void check_stats(struct ctx *x, struct mvmm *mv)
 		pages += mv->maps[i].npages;
 	for (size_t i = 0; i < mv->nops; i++)
 		busy += mv->ops[i].npages;
-	busy = (busy + pages) * PAGE;
+	busy = (busy + pages + mv->quar_pages) * PAGE;
 	if (st.mappings != mv->nmaps || st.pending != mv->nops || st.mapped_pages != pages)
 		vf_fail("stats: %llu mappings, %llu pending, %llu pages mapped; the model has %zu, "
 			"%zu, %llu", (unsigned long long)st.mappings, (unsigned long long)st.pending,
@@ -742,9 +915,9 @@ FUZZ_NOCOV static void check_stats(struct ctx *x, struct mvmm *mv)
 	if (st.tlb_flushes != mv->flushes)
 		vf_fail("stats: %llu TLB flushes, the model counts %llu",
 			(unsigned long long)st.tlb_flushes, (unsigned long long)mv->flushes);
-	if (st.quarantined_pages)
-		vf_fail("stats: %llu quarantined pages without any hardware error",
-			(unsigned long long)st.quarantined_pages);
+	if (st.quarantined_pages != mv->quar_pages)
+		vf_fail("stats: %llu quarantined pages, the model has %llu after the hardware errors",
+			(unsigned long long)st.quarantined_pages, (unsigned long long)mv->quar_pages);
 	if (st.pt_pages < 1)
 		vf_fail("stats: no page-table page, not even the root");
 }
@@ -816,6 +989,11 @@ FUZZ_NOCOV static void full_check(struct ctx *x, struct mvmm *mv)
 	char err[256] = "";
 	int r;
 
+	if (x->gone) {   /* nothing can be read from VRAM */
+		check_vram_sum(x);
+		check_stats(x, mv);
+		return;
+	}
 	r = vmmfs_vmm_check(mv->vmm, err, sizeof(err));
 	if (r)
 		vf_fail("vmmfs_vmm_check: %d: %s", r, err);
@@ -969,8 +1147,9 @@ static bool pick_pt(struct ctx *x, uint8_t sel, uint64_t *pfn)
 	return true;
 }
 
-/* Fills pfns[0..n) as the input says. */
-static void spec_pfns(struct ctx *x, struct mvmm *mv, uint64_t *pfns, uint64_t n)
+/* Fills pfns[0..n) as the input says (its loops are per page: no
+ * coverage, which the library's code gives the fuzzer anyway). */
+FUZZ_NOCOV static void spec_pfns(struct ctx *x, struct mvmm *mv, uint64_t *pfns, uint64_t n)
 {
 	const uint64_t vp = x->c->vram_pages;
 	uint8_t b = in_u8(x);
@@ -1045,16 +1224,28 @@ FUZZ_NOCOV static unsigned int pfn_errors(struct ctx *x, const uint64_t *pfns, u
 
 	if (flags & ~MAP_FLAGS)
 		e |= E_INVAL;
+	uint32_t most = 0;
+
+	/* a page the model maps is no table (check_owners sees to that) */
 	for (uint64_t i = 0; i < n; i++) {
-		if (pfns[i] >= x->c->vram_pages)
+		uint64_t p = pfns[i];
+
+		if (p >= x->c->vram_pages)
 			e |= E_RANGE;
-		else if (vram_is_pt(x->c->gpu->vram, pfns[i]))
+		else if (refs[p] > most)
+			most = refs[p];
+		else if (!refs[p] && vram_is_pt(x->c->gpu->vram, p))
 			e |= E_ACCES;
-		else if (++refs[pfns[i]] > VRAM_MAP_MAX)   /* undone below */
-			e |= E_OVERFLOW;
 	}
+	if (most + n <= VRAM_MAP_MAX)
+		return e;   /* no page can reach the limit */
 	for (uint64_t i = 0; i < n; i++)
-		if (pfns[i] < x->c->vram_pages && !vram_is_pt(x->c->gpu->vram, pfns[i]))
+		if (pfns[i] < x->c->vram_pages && (refs[pfns[i]] || !vram_is_pt(x->c->gpu->vram, pfns[i])) &&
+		    ++refs[pfns[i]] > VRAM_MAP_MAX)   /* undone below */
+			e |= E_OVERFLOW;
+	/* a table's count stayed 0; every other page's is at least 1 now */
+	for (uint64_t i = 0; i < n; i++)
+		if (pfns[i] < x->c->vram_pages && refs[pfns[i]])
 			refs[pfns[i]]--;
 	return e;
 }
@@ -1151,6 +1342,13 @@ FUZZ_NOCOV static void check_congruent(struct ctx *x, uint64_t va, uint64_t npag
 
 static void fault_arm(struct ctx *x, uint64_t *count0)
 {
+	if (x->hw_fault) {
+		/* a vanished GPU is closed at the end of the input; after a
+		 * stuck invalidate, it is unless chip_fresh() */
+		if (x->hw_fault & VMMFS_SIM_FAULT_VANISHED)
+			x->c->dirty = true;
+		vmmfs_sim_set_faults(x->c->gpu->sim, x->hw_fault);
+	}
 	vmmfs_fault_reset();
 	if (x->fault_all)
 		vmmfs_fault_fail_all(true);
@@ -1168,7 +1366,23 @@ static bool fault_disarm(struct ctx *x, uint64_t count0)
 	vmmfs_fault_reset();
 	x->fault_all = false;
 	x->fault_nth = -1;
+	if (x->hw_fault & VMMFS_SIM_FAULT_VANISHED)
+		x->gone = true;      /* and it stays gone */
+	else if (x->hw_fault)
+		vmmfs_sim_set_faults(x->c->gpu->sim, 0);
+	x->hw_fault = 0;
 	return hit;
+}
+
+/* Hardware errors the armed simulator fault allows for a call that
+ * issues a TLB invalidate (tlb) or touches the GPU at all. */
+static unsigned int hw_errors(const struct ctx *x, bool tlb)
+{
+	if (x->gone || (x->hw_fault & VMMFS_SIM_FAULT_VANISHED))
+		return E_NODEV;
+	if (tlb && (x->hw_fault & VMMFS_SIM_FAULT_STUCK_INVALIDATE))
+		return E_TIMEDOUT;
+	return 0;
 }
 
 /* ---- operations ---------------------------------------------------------------------------- */
@@ -1221,7 +1435,7 @@ FUZZ_NOCOV static void model_add_map(struct ctx *x, struct mvmm *mv, struct vmmf
 			(unsigned long long)want_va);
 	refs_add(x, mm, +1);
 	mv->nmaps++;
-	check_owners(x, mm);
+	check_owners_some(x, mm);
 }
 
 struct run_walk {
@@ -1254,6 +1468,210 @@ FUZZ_NOCOV static void check_runs(const struct model_map *mm)
 		vf_fail("for_each_run returned %d after %zu of %zu runs", r, w.k, mm->nruns);
 }
 
+struct collect {
+	uint64_t *pfns;
+	uint64_t n, cap;
+};
+
+FUZZ_NOCOV static int collect_cb(void *arg, uint64_t first, uint64_t count)
+{
+	struct collect *c = arg;
+
+	if (count == 0 || count > c->cap - c->n)
+		vf_fail("for_each_run: a run of %llu pages after %llu of %llu",
+			(unsigned long long)count, (unsigned long long)c->n,
+			(unsigned long long)c->cap);
+	for (uint64_t i = 0; i < count; i++)
+		c->pfns[c->n++] = first + i;
+	return 0;
+}
+
+/* ---- hardware errors: the quarantine ------------------------------------------------------ */
+
+/* A call that failed with r: did it send a mapping to quarantine? It must
+ * have exactly when it failed with a hardware error after its point of no
+ * return; that mapping is the newest of the VMM's quarantine list (its
+ * VA was not known to the caller). Returns true when it did. */
+FUZZ_NOCOV static bool quarantine_new(struct ctx *x, struct mvmm *mv, const struct snap *s, int r,
+				      unsigned int flags, bool allocated, uint64_t want_va,
+				      uint64_t want_n)
+{
+	struct vmmfs_vmm_stats st;
+	struct vmmfs_mapping *m;
+	struct model_map *q;
+	struct collect col;
+	uint64_t n;
+
+	vmmfs_vmm_get_stats(mv->vmm, &st);
+	n = st.quarantined_pages - s->st.quarantined_pages;
+	if (!n)
+		return false;
+	if (r != -ETIMEDOUT && r != -ENODEV)
+		vf_fail("failed with %d (no hardware error) and quarantined %llu pages", r,
+			(unsigned long long)n);
+	m = mv->vmm->quar_maps;
+	if (!m || m->npages != n || (want_n && n != want_n) ||
+	    (want_va != UINT64_MAX && m->va != want_va) ||
+	    (m->state != VMM_MAP_QUAR_HELD && m->state != VMM_MAP_QUAR_MAPPED))
+		vf_fail("quarantine grew by %llu pages, its newest mapping is %llu pages at VA "
+			"0x%llx (expected %llu at 0x%llx)", (unsigned long long)n,
+			m ? (unsigned long long)m->npages : 0ull, m ? (unsigned long long)m->va : 0ull,
+			(unsigned long long)want_n, (unsigned long long)want_va);
+	if (m->state == VMM_MAP_QUAR_MAPPED && r != -ENODEV)
+		vf_fail("a mapping left in place after %d; only a vanished device may do that", r);
+	if (mv->nquar == MAX_QUAR)
+		vf_fail("fuzzer: quarantine model full");
+	col.pfns = malloc(n * sizeof(*col.pfns));
+	if (!col.pfns)
+		vf_fail("out of memory for %llu PFNs", (unsigned long long)n);
+	col.n = 0;
+	col.cap = n;
+	if (vmmfs_mapping_for_each_run(m, collect_cb, &col) || col.n != n)
+		vf_fail("quarantined mapping: for_each_run gave %llu of %llu pages",
+			(unsigned long long)col.n, (unsigned long long)n);
+	q = &mv->quar[mv->nquar++];
+	memset(q, 0, sizeof(*q));
+	q->va = m->va;
+	q->npages = n;
+	q->ro = flags & VMMFS_MAP_READ_ONLY;
+	q->allocated = allocated;
+	q->held = m->state == VMM_MAP_QUAR_HELD;
+	q->runs = make_runs(col.pfns, n, &q->nruns);
+	free(col.pfns);
+	if (m->read_only != q->ro || m->allocated != allocated)
+		vf_fail("quarantined mapping: %s, allocated %d; expected %s, %d",
+			m->read_only ? "ro" : "rw", m->allocated, q->ro ? "ro" : "rw", allocated);
+	refs_add(x, q, +1);
+	check_owners_some(x, q);
+	mv->quar_pages += n;
+	vf_trace("    quarantined %llu pages at VA 0x%llx (%s)\n", (unsigned long long)n,
+		 (unsigned long long)q->va, q->held ? "entries cleared" : "device gone");
+	return true;
+}
+
+/* A live mapping that unmap sent to quarantine (pages and VA withheld). */
+FUZZ_NOCOV static void quarantine_map(struct mvmm *mv, size_t i)
+{
+	if (mv->nquar == MAX_QUAR)
+		vf_fail("fuzzer: quarantine model full");
+	mv->quar[mv->nquar] = mv->maps[i];
+	mv->quar[mv->nquar].held = true;
+	mv->quar[mv->nquar].m = NULL;
+	mv->quar_pages += mv->maps[i].npages;
+	mv->nquar++;
+	mv->maps[i] = mv->maps[--mv->nmaps];
+}
+
+/* May a call quarantine one more mapping in mv (and every live one still
+ * find room when unmapped)? */
+FUZZ_NOCOV static bool quar_room(const struct ctx *x, const struct mvmm *mv)
+{
+	return !(x->gone || x->hw_fault) || mv->nquar + mv->nmaps + 1 < MAX_QUAR;
+}
+
+/* Arms a simulator fault for the next operation: a TLB invalidate that
+ * never completes (-ETIMEDOUT) or, one time in four, a device that
+ * vanishes (-ENODEV from then on, for the rest of the input). */
+static void op_hw(struct ctx *x)
+{
+	uint8_t b = in_u8(x);
+
+	if (x->gone)
+		return;
+	x->hw_fault = (b & 3) == 3 ? VMMFS_SIM_FAULT_VANISHED : VMMFS_SIM_FAULT_STUCK_INVALIDATE;
+	vf_trace("%d: next operation: %s\n", x->step,
+		 x->hw_fault == VMMFS_SIM_FAULT_VANISHED ? "the device vanishes" :
+		 "the TLB invalidate gets stuck");
+}
+
+/* ---- pins (vmmfs_gpu_vram_pin: crash recovery holds pages with them) ----------------------- */
+
+FUZZ_NOCOV static void refs_run(struct ctx *x, uint64_t first, uint64_t count, int d)
+{
+	struct run r = { .idx = 0, .pfn = first, .count = count };
+	struct model_map m = { .runs = &r, .nruns = 1, .npages = count };
+
+	refs_add(x, &m, d);
+	check_owners(x, &m);
+}
+
+FUZZ_NOCOV static unsigned int pin_errors(struct ctx *x, uint64_t first, uint64_t count)
+{
+	if (!count)
+		return E_INVAL;
+	if (first >= x->c->vram_pages || count > x->c->vram_pages - first)
+		return E_RANGE;
+	for (uint64_t p = first; p < first + count; p++) {
+		if (!x->c->refs[p] && vram_is_pt(x->c->gpu->vram, p))
+			return E_ACCES;
+		if (x->c->refs[p] >= VRAM_MAP_MAX)
+			return E_OVERFLOW;
+	}
+	return 0;
+}
+
+/* Pins a run (somewhere, over a table, over a mapping, at the end of
+ * VRAM) or unpins one. */
+static void op_pin(struct ctx *x, struct mvmm *mv)
+{
+	uint8_t b = in_u8(x);
+	uint64_t first = in_u16(x), count = in_u8(x) % 65, c0;
+	struct vmmfs_vram_usage u0, u1;
+	unsigned int must, may = 0;
+	int r;
+
+	x->what = "pin";
+	if ((b & 1) && x->npins) {
+		struct pin *p = &x->pins[first % x->npins];
+
+		x->what = "unpin";
+		vmmfs_gpu_vram_unpin(x->c->gpu, p->first, p->count);
+		vf_trace("%d: unpin 0x%llx + %llu pages\n", x->step, (unsigned long long)p->first,
+			 (unsigned long long)p->count);
+		refs_run(x, p->first, p->count, -1);
+		*p = x->pins[--x->npins];
+		return;
+	}
+	switch ((b >> 1) & 3) {
+	case 1:
+		first = mv->pdb / PAGE + (first & 3);
+		break;
+	case 2:
+		if (mv->nmaps)
+			first = mv->maps[first % mv->nmaps].runs[0].pfn + (b >> 4);
+		break;
+	case 3:
+		first = x->c->vram_pages - (first & 63);
+		break;
+	default:
+		first <<= (b >> 3) & 3;
+		break;
+	}
+	if (x->npins == MAX_PINS)
+		return;
+	must = pin_errors(x, first, count);
+	vmmfs_gpu_get_vram_usage(x->c->gpu, &u0);
+	may |= hw_errors(x, false);
+	fault_arm(x, &c0);
+	r = vmmfs_gpu_vram_pin(x->c->gpu, first, count);
+	fault_disarm(x, c0);
+	vf_trace("%d: pin 0x%llx + %llu pages -> %d\n", x->step, (unsigned long long)first,
+		 (unsigned long long)count, r);
+	check_result(r, must, may);
+	vmmfs_gpu_get_vram_usage(x->c->gpu, &u1);
+	if (r) {
+		if (memcmp(&u0, &u1, sizeof(u0)))
+			vf_fail("a pin that failed (%d) changed the VRAM usage", r);
+		return;
+	}
+	x->pins[x->npins].first = first;
+	x->pins[x->npins++].count = count;
+	refs_run(x, first, count, +1);
+	if (u1.mapped_pages != x->c->distinct)
+		vf_fail("pin: %llu pages mapped, the model counts %llu",
+			(unsigned long long)u1.mapped_pages, (unsigned long long)x->c->distinct);
+}
+
 static void op_prepare(struct ctx *x, struct mvmm *mv)
 {
 	struct vmmfs_va_placement plbuf;
@@ -1276,6 +1694,7 @@ static void op_prepare(struct ctx *x, struct mvmm *mv)
 		return;
 	if (vram_short(x, npages, 0, NULL))
 		may |= E_NOMEM;
+	may |= hw_errors(x, false);
 	take_snap(x, mv, &s);
 	fault_arm(x, &c0);
 	r = vmmfs_vmm_prepare_map(mv->vmm, npages, pl, &op);
@@ -1289,8 +1708,11 @@ static void op_prepare(struct ctx *x, struct mvmm *mv)
 		vf_fail("prepare issued a TLB invalidate");
 	if (r) {
 		check_unchanged(x, mv, &s, r);
+		if (pl && pl->kind != VMMFS_VA_ANY)
+			touch(x, mv, pl->start, npages);
 		return;
 	}
+	touch(x, mv, vmmfs_map_op_va(op), npages);
 	if (vmmfs_map_op_npages(op) != npages)
 		vf_fail("op of %llu pages says %llu", (unsigned long long)npages,
 			(unsigned long long)vmmfs_map_op_npages(op));
@@ -1310,7 +1732,9 @@ static void op_abort_idx(struct ctx *x, struct mvmm *mv, size_t i)
 
 	x->what = "abort";
 	take_snap(x, mv, &s);
+	fault_arm(x, &f);
 	vmmfs_vmm_abort_map(mv->vmm, mv->ops[i].op);
+	fault_disarm(x, f);
 	vf_trace("%d: abort op at 0x%llx (%llu pages)\n", x->step, (unsigned long long)mv->ops[i].va,
 		 (unsigned long long)mv->ops[i].npages);
 	f = flushes_since(x, &s);
@@ -1318,6 +1742,7 @@ static void op_abort_idx(struct ctx *x, struct mvmm *mv, size_t i)
 		vf_fail("abort issued %llu TLB invalidates", (unsigned long long)f);
 	mv->flushes += f;
 	add_hole(mv, mv->ops[i].va, mv->ops[i].npages);
+	touch(x, mv, mv->ops[i].va, mv->ops[i].npages);
 	mv->ops[i] = mv->ops[--mv->nops];
 }
 
@@ -1334,13 +1759,13 @@ static void op_execute(struct ctx *x, struct mvmm *mv)
 	struct vmmfs_mapping *m = NULL;
 	struct snap s;
 	uint64_t *pfns, n, c0, want;
-	unsigned int flags, must;
+	unsigned int flags, must, may = 0;
 	size_t i;
 	int r;
 
 	x->what = "execute";
 	i = in_u8(x);
-	if (!mv->nops)
+	if (!mv->nops || !quar_room(x, mv))
 		return;
 	i %= mv->nops;
 	n = mv->ops[i].npages;
@@ -1358,6 +1783,11 @@ static void op_execute(struct ctx *x, struct mvmm *mv)
 		free(pfns);
 		return;
 	}
+	/* a hardware error comes instead of success; on a vanished device
+	 * it may come before the errors of the arguments */
+	may |= hw_errors(x, true);
+	if (!must)
+		must = hw_errors(x, true);
 	take_snap(x, mv, &s);
 	fault_arm(x, &c0);
 	r = vmmfs_vmm_execute_map(mv->vmm, mv->ops[i].op, pfns, flags, &m);
@@ -1369,11 +1799,18 @@ static void op_execute(struct ctx *x, struct mvmm *mv)
 		vf_fail("execute tried %llu allocations; it must not allocate",
 			(unsigned long long)(vmmfs_fault_count() - c0));
 	fault_disarm(x, c0);
-	check_result(r, must, 0);
+	check_result(r, must, may);
 	if (r) {
 		if (flushes_since(x, &s))
-			vf_fail("execute failed validation (%d) and issued a TLB invalidate", r);
-		check_unchanged(x, mv, &s, r);
+			vf_fail("execute failed (%d) and issued a TLB invalidate", r);
+		touch(x, mv, mv->ops[i].va, n);
+		if (quarantine_new(x, mv, &s, r, flags, false, mv->ops[i].va, n)) {
+			mv->ops[i] = mv->ops[--mv->nops];   /* consumed */
+		} else {
+			if (r == -ETIMEDOUT || r == -ENODEV)
+				vf_fail("execute failed with %d and quarantined nothing", r);
+			check_unchanged(x, mv, &s, r);
+		}
 		free(pfns);
 		return;
 	}
@@ -1415,7 +1852,7 @@ static void op_map_pages(struct ctx *x, struct mvmm *mv)
 			n = x->claims[cl].count;
 		}
 	}
-	if (n > EXEC_MAX_PAGES || n > x->c->vram_pages)
+	if (n > EXEC_MAX_PAGES || n > x->c->vram_pages || !quar_room(x, mv))
 		return;   /* legal, but slow: pages would repeat */
 	pfns = malloc((n ? n : 1) * sizeof(*pfns));
 	if (!pfns)
@@ -1432,6 +1869,11 @@ static void op_map_pages(struct ctx *x, struct mvmm *mv)
 	}
 	if (vram_short(x, n, 0, pfns))
 		may |= E_NOMEM;
+	/* a hardware error comes instead of success; on a vanished device
+	 * it may come before the errors of the arguments */
+	may |= hw_errors(x, true);
+	if (!must)
+		must = hw_errors(x, true);
 	take_snap(x, mv, &s);
 	fault_arm(x, &c0);
 	r = vmmfs_vmm_map_pages(mv->vmm, pfns, n, pl, flags, &m);
@@ -1448,7 +1890,16 @@ static void op_map_pages(struct ctx *x, struct mvmm *mv)
 			vf_fail("failed map_pages (%d) issued %llu TLB invalidates", r,
 				(unsigned long long)f);
 		mv->flushes += f;
-		check_unchanged(x, mv, &s, r);
+		if (pl && pl->kind != VMMFS_VA_ANY)
+			touch(x, mv, pl->start, n);
+		if (quarantine_new(x, mv, &s, r, flags & MAP_FLAGS, flags & VMMFS_MAP_CLAIM,
+				   pl && pl->kind == VMMFS_VA_EXACT ? pl->start : UINT64_MAX, n)) {
+			touch(x, mv, mv->quar[mv->nquar - 1].va, n);
+			if (flags & VMMFS_MAP_CLAIM)   /* the quarantine owns the claim now */
+				x->claims[cl] = x->claims[--x->nclaims];
+		} else {
+			check_unchanged(x, mv, &s, r);
+		}
 		free(pfns);
 		return;
 	}
@@ -1456,29 +1907,12 @@ static void op_map_pages(struct ctx *x, struct mvmm *mv)
 		vf_fail("map_pages issued %llu TLB invalidates, expected one", (unsigned long long)f);
 	mv->flushes++;
 	model_add_map(x, mv, m, pfns, n, flags & MAP_FLAGS, flags & VMMFS_MAP_CLAIM, pl, UINT64_MAX);
+	touch(x, mv, mv->maps[mv->nmaps - 1].va, n);
 	check_runs(&mv->maps[mv->nmaps - 1]);
 	check_congruent(x, mv->maps[mv->nmaps - 1].va, n, pl, pfns[0] * PAGE);
 	if (flags & VMMFS_MAP_CLAIM)   /* the mapping owns the claim now */
 		x->claims[cl] = x->claims[--x->nclaims];
 	free(pfns);
-}
-
-struct collect {
-	uint64_t *pfns;
-	uint64_t n, cap;
-};
-
-FUZZ_NOCOV static int collect_cb(void *arg, uint64_t first, uint64_t count)
-{
-	struct collect *c = arg;
-
-	if (count == 0 || count > c->cap - c->n)
-		vf_fail("for_each_run: a run of %llu pages after %llu of %llu",
-			(unsigned long long)count, (unsigned long long)c->n,
-			(unsigned long long)c->cap);
-	for (uint64_t i = 0; i < count; i++)
-		c->pfns[c->n++] = first + i;
-	return 0;
 }
 
 FUZZ_NOCOV static void check_zero(struct ctx *x, uint64_t pfn)
@@ -1509,6 +1943,8 @@ static void op_map_alloc(struct ctx *x, struct mvmm *mv)
 	char pbuf[96];
 
 	x->what = "map_alloc";
+	if (!quar_room(x, mv))
+		return;
 	n = spec_npages(x, false);
 	if (n > 1024)
 		n = 1 + n % 1024;  /* zeroing costs: at most 4 MiB */
@@ -1525,6 +1961,11 @@ static void op_map_alloc(struct ctx *x, struct mvmm *mv)
 		return;
 	if (vram_short(x, n, n, NULL))
 		may |= E_NOMEM;
+	/* a hardware error comes instead of success; on a vanished device
+	 * it may come before the errors of the arguments */
+	may |= hw_errors(x, true);
+	if (!must)
+		must = hw_errors(x, true);
 	take_snap(x, mv, &s);
 	fault_arm(x, &c0);
 	r = vmmfs_vmm_map_alloc(mv->vmm, bytes, pl, flags, &m);
@@ -1540,7 +1981,13 @@ static void op_map_alloc(struct ctx *x, struct mvmm *mv)
 			vf_fail("failed map_alloc (%d) issued %llu TLB invalidates", r,
 				(unsigned long long)f);
 		mv->flushes += f;
-		check_unchanged(x, mv, &s, r);
+		if (pl && pl->kind != VMMFS_VA_ANY)
+			touch(x, mv, pl->start, n);
+		if (quarantine_new(x, mv, &s, r, flags, true,
+				   pl && pl->kind == VMMFS_VA_EXACT ? pl->start : UINT64_MAX, n))
+			touch(x, mv, mv->quar[mv->nquar - 1].va, n);
+		else
+			check_unchanged(x, mv, &s, r);
 		return;
 	}
 	if (f != 1)
@@ -1566,6 +2013,7 @@ static void op_map_alloc(struct ctx *x, struct mvmm *mv)
 	if (n > 1)
 		check_zero(x, col.pfns[n - 1]);
 	model_add_map(x, mv, m, col.pfns, n, flags, true, pl, UINT64_MAX);
+	touch(x, mv, mv->maps[mv->nmaps - 1].va, n);
 	check_congruent(x, mv->maps[mv->nmaps - 1].va, n, pl, col.pfns[0] * PAGE);
 	for (uint64_t i = 0; i < n; i++)
 		if (x->c->refs[col.pfns[i]] != 1)
@@ -1576,26 +2024,44 @@ static void op_map_alloc(struct ctx *x, struct mvmm *mv)
 static void unmap_idx(struct ctx *x, struct mvmm *mv, size_t i)
 {
 	struct model_map *mm = &mv->maps[i];
+	struct vmmfs_vmm_stats st;
 	struct snap s;
 	uint64_t c0, f;
+	unsigned int must;
 	int r;
 
 	x->what = "unmap";
+	must = hw_errors(x, true);
 	take_snap(x, mv, &s);
 	fault_arm(x, &c0);
 	r = vmmfs_vmm_unmap(mv->vmm, mm->m);
 	fault_disarm(x, c0);
 	vf_trace("%d: unmap 0x%llx (%llu pages) -> %d\n", x->step, (unsigned long long)mm->va,
 		 (unsigned long long)mm->npages, r);
-	if (r)
+	touch(x, mv, mm->va, mm->npages);
+	if (r && !(err_bit(r) & must))
 		vf_fail("unmap of %llu pages at VA 0x%llx returned %d", (unsigned long long)mm->npages,
 			(unsigned long long)mm->va, r);
+	if (!r && must)
+		vf_fail("unmap succeeded after a hardware error (expected 0x%x)", must);
+	if (r) {
+		/* the mapping is gone all the same; VA and pages withheld */
+		f = flushes_since(x, &s);
+		vmmfs_vmm_get_stats(mv->vmm, &st);
+		if (f || st.quarantined_pages != s.st.quarantined_pages + mm->npages)
+			vf_fail("unmap failed with %d: %llu TLB invalidates, quarantine %llu -> %llu "
+				"pages, expected none and +%llu", r, (unsigned long long)f,
+				(unsigned long long)s.st.quarantined_pages,
+				(unsigned long long)st.quarantined_pages, (unsigned long long)mm->npages);
+		quarantine_map(mv, i);
+		return;
+	}
 	f = flushes_since(x, &s);
 	if (f != 1)
 		vf_fail("unmap issued %llu TLB invalidates, expected one", (unsigned long long)f);
 	mv->flushes++;
 	refs_add(x, mm, -1);
-	check_owners(x, mm);
+	check_owners_some(x, mm);
 	add_hole(mv, mm->va, mm->npages);
 	free(mm->runs);
 	mv->maps[i] = mv->maps[--mv->nmaps];
@@ -1617,6 +2083,19 @@ static void op_lookup(struct ctx *x, struct mvmm *mv)
 
 	x->what = "lookup";
 	vf_trace("%d: lookup 0x%llx\n", x->step, (unsigned long long)va);
+	if (x->gone || x->hw_fault) {
+		unsigned int must = va >= mv->va_size ? E_RANGE : hw_errors(x, false);
+
+		fault_arm(x, &c0);
+		r = vmmfs_vmm_lookup(mv->vmm, va, &lk);
+		fault_disarm(x, c0);
+		if (!r && !x->gone) {   /* a stuck invalidate changes nothing here */
+			check_va(x, mv, va & ~(PAGE - 1));
+			return;
+		}
+		check_result(r, must, hw_errors(x, false));
+		return;
+	}
 	if (va >= mv->va_size) {
 		fault_arm(x, &c0);
 		r = vmmfs_vmm_lookup(mv->vmm, va, &lk);
@@ -1641,6 +2120,7 @@ static void op_mem(struct ctx *x, struct mvmm *mv)
 	uint8_t b = in_u8(x);
 	bool wr = b & 1;
 	uint64_t va = spec_va(x, mv), len, pos, ok = 0, c0;
+	bool gone;
 	int why = 0;
 	long r;
 
@@ -1678,11 +2158,18 @@ static void op_mem(struct ctx *x, struct mvmm *mv)
 	x->rng ^= va;
 	for (uint64_t i = 0; i < len; i++)
 		buf[i] = (uint8_t)rng_next(x);
+	gone = x->gone || (x->hw_fault & VMMFS_SIM_FAULT_VANISHED);
 	fault_arm(x, &c0);
 	r = wr ? vmmfs_vmm_mem_write(mv->vmm, va, buf, len) : vmmfs_vmm_mem_read(mv->vmm, va, buf, len);
 	fault_disarm(x, c0);
 	vf_trace("%d: %s %llu bytes at 0x%llx -> %ld\n", x->step, x->what, (unsigned long long)len,
 		 (unsigned long long)va, r);
+	if (gone) {
+		if (r != -ENODEV && !(r == why && why))
+			vf_fail("%llu bytes at VA 0x%llx on a vanished device: returned %ld",
+				(unsigned long long)len, (unsigned long long)va, r);
+		return;
+	}
 	if (ok ? r != (long)ok : r != why)
 		vf_fail("%llu bytes at VA 0x%llx: returned %ld, expected %lld",
 			(unsigned long long)len, (unsigned long long)va, r,
@@ -1743,8 +2230,9 @@ FUZZ_NOCOV static unsigned int claim_errors(struct ctx *x, uint64_t first, uint6
 			if (p - x->claims[i].first < x->claims[i].count)
 				return E_BUSY;
 		for (int k = 0; k < x->nvmm; k++)
-			for (size_t i = 0; i < x->v[k].nmaps; i++) {
-				const struct model_map *m = &x->v[k].maps[i];
+			for (size_t i = 0; i < x->v[k].nmaps + x->v[k].nquar; i++) {
+				const struct model_map *m = i < x->v[k].nmaps ? &x->v[k].maps[i] :
+							    &x->v[k].quar[i - x->v[k].nmaps];
 
 				for (size_t j = 0; m->allocated && j < m->nruns; j++)
 					if (p - m->runs[j].pfn < m->runs[j].count)
@@ -1784,6 +2272,7 @@ static void op_claim(struct ctx *x, struct mvmm *mv)
 	if (x->nclaims == MAX_CLAIMS)
 		return;
 	must = claim_errors(x, first, count);
+	may |= hw_errors(x, false);
 	vmmfs_gpu_get_vram_usage(x->c->gpu, &u0);
 	fault_arm(x, &c0);
 	r = vmmfs_gpu_vram_claim(x->c->gpu, first, count);
@@ -1842,31 +2331,95 @@ static void op_fault(struct ctx *x)
 
 /* ---- chips, inputs ------------------------------------------------------------------------ */
 
+/*
+ * One simulated GPU per chip, opened on first use and kept: opening one
+ * costs about as much as a whole input (the simulator maps its VRAM and
+ * owner arrays, and the root table materialises a VRAM block). Between
+ * inputs it is reset to what a fresh one is: VRAM reads the poison pattern
+ * again (the written-block bitmap cleared), an empty TLB, the PRAMIN window
+ * where open left it. The rest (allocator, owner words, heap objects,
+ * counters of usage) each input gives back, which its end checks; after a
+ * hardware fault the input closes the GPU instead unless chip_fresh() holds
+ * (a stuck invalidate that a later one completed), so a vanished device or
+ * an invalidate still pending never reaches the next input.
+ */
+/* What the reuse relies on and only a hardware fault could change. */
+static bool chip_fresh(struct chip *c)
+{
+	struct vmmfs_sim *sim = c->gpu->sim;
+	struct vmmfs_vram_usage u;
+
+	vmmfs_gpu_get_vram_usage(c->gpu, &u);
+	return !atomic_load(&sim->faults) && !sim->inv_pending && sim->busy_polls == 2 &&
+	       !atomic_load(&c->gpu->gone) && !memcmp(&u, &c->base, sizeof(u));
+}
+
+static void chip_reset(struct chip *c)
+{
+	struct vmmfs_sim *sim = c->gpu->sim;
+
+	memset(sim->vram.written, 0, (sim->vram.nblocks / 64 + 1) * sizeof(uint64_t));
+	atomic_store(&sim->vram.touched, 0);
+	atomic_store(&sim->window, c->window0);
+	c->gpu->pramin.base = c->pramin_base0;
+	c->gpu->pramin.base_known = c->pramin_known0;
+	/* an empty TLB that picks its victims as a new one does (the
+	 * entries no longer valid are never read) */
+	vmmfs_sim_tlb_flush_all(sim);
+	memset(sim->tlb.pde_next, 0, sizeof(sim->tlb.pde_next));
+	memset(sim->tlb.leaf_next, 0, sizeof(sim->tlb.leaf_next));
+	sim->tlb.enabled = true;
+	vmmfs_sim_reset_counters(sim);
+	/* the end of the last input closed the GPU if this did not hold */
+	if (!chip_fresh(c) || vmmfs_sim_tlb_entries(sim))
+		vf_fail("the %s reused from the last input is not as fresh", c->name);
+}
+
 static struct chip *chip_get(unsigned int i)
 {
-	struct chip *c = &chips[i & 3];
+	struct chip *c = &chips[i];
 	struct vmmfs_gpu_config cfg = { .backend = VMMFS_BACKEND_SIM };
 	char err[256] = "";
 	int r;
 
-	if (c->gpu)
+	if (c->gpu) {
+		chip_reset(c);
 		return c;
+	}
 	/* errors the fuzzer provokes stay off stderr; the ring keeps errors
 	 * only, which the end of every input checks for internal errors */
 	vmmfs_log_set_stderr_level(-1);
 	vmmfs_log_set_ring_level(VMMFS_LOG_ERROR);
 	cfg.chip = c->name;
 	cfg.vram_size = c->vram_bytes;
+	c->gpu_objs = vmmfs_mem_live();
 	r = vmmfs_gpu_open(&cfg, &c->gpu, err, sizeof(err));
+	c->gpu_objs = vmmfs_mem_live() - c->gpu_objs;
 	if (r)
 		vf_fail("cannot open a simulated %s: %s (%d)", c->name, err, r);
+	/* a stuck invalidate gives up at once (the default waits 2 s) */
+	c->gpu->tlb.timeout_us = 1;
+	c->window0 = (uint32_t)atomic_load(&((struct vmmfs_sim *)c->gpu->sim)->window);
+	c->pramin_base0 = c->gpu->pramin.base;
+	c->pramin_known0 = c->gpu->pramin.base_known;
+	c->dirty = false;
 	c->vram_pages = vmmfs_gpu_get_info(c->gpu)->vram_size / PAGE;
-	c->refs = calloc(c->vram_pages, sizeof(*c->refs));
-	c->mark = calloc(c->vram_pages, sizeof(*c->mark));
-	if (!c->refs || !c->mark)
-		vf_fail("out of memory for the page counts");
+	if (!c->refs) {
+		c->refs = calloc(c->vram_pages, sizeof(*c->refs));
+		c->mark = calloc(c->vram_pages, sizeof(*c->mark));
+		if (!c->refs || !c->mark)
+			vf_fail("out of memory for the page counts");
+	}
 	vmmfs_gpu_get_vram_usage(c->gpu, &c->base);
 	return c;
+}
+
+/* At the end of an input that injected a hardware fault. */
+static void chip_close(struct chip *c)
+{
+	vmmfs_gpu_close(c->gpu);
+	c->gpu = NULL;
+	c->dirty = false;
 }
 
 struct count_ctx {
@@ -1883,7 +2436,7 @@ FUZZ_NOCOV static int count_cb(void *arg, const struct vmmfs_pt_entry *e)
 FUZZ_NOCOV static void teardown(struct ctx *x, unsigned int mode)
 {
 	struct vmmfs_gpu_stats gs0, gs1;
-	struct vmmfs_vram_usage u;
+	struct vmmfs_vram_usage u, u0;
 
 	for (int k = 0; k < x->nvmm; k++) {
 		struct mvmm *mv = &x->v[k];
@@ -1911,7 +2464,7 @@ FUZZ_NOCOV static void teardown(struct ctx *x, unsigned int mode)
 		x->what = "end: after unmapping";
 		check_stats(x, mv);
 		check_translations(x, mv);
-		if (!mv->nmaps) {
+		if (!mv->nmaps && !mv->nquar && !x->gone) {
 			struct count_ctx cc = { 0 };
 			int r = vmmfs_vmm_dump(mv->vmm, count_cb, &cc);
 			if (r || cc.n)
@@ -1920,24 +2473,53 @@ FUZZ_NOCOV static void teardown(struct ctx *x, unsigned int mode)
 		}
 		x->what = "destroy";
 		vmmfs_gpu_get_stats(x->c->gpu, &gs0);
+		vmmfs_gpu_get_vram_usage(x->c->gpu, &u0);
 		vmmfs_vmm_destroy(mv->vmm);
+		x->kept = x->gone;
 		vmmfs_gpu_get_stats(x->c->gpu, &gs1);
+		vmmfs_gpu_get_vram_usage(x->c->gpu, &u);
+		/* on a vanished device, nothing the GPU might still use is
+		 * given back: the tree and the mapped pages stay reserved (tables
+		 * unhooked and flushed before may go; the GPU is closed after
+		 * this input) */
+		if (x->gone && (u.mapped_pages != u0.mapped_pages || u.alloc_pages != u0.alloc_pages ||
+				!vram_is_pt(x->c->gpu->vram, mv->pdb / PAGE)))
+			vf_fail("destroy on a vanished device released VRAM: free %llu -> %llu, tables "
+				"%llu -> %llu, mapped %llu -> %llu", (unsigned long long)u0.free_pages,
+				(unsigned long long)u.free_pages, (unsigned long long)u0.pt_pages,
+				(unsigned long long)u.pt_pages, (unsigned long long)u0.mapped_pages,
+				(unsigned long long)u.mapped_pages);
 		if (gs1.tlb_flushes - gs0.tlb_flushes > 1 ||
-		    (mv->nmaps && gs1.tlb_flushes - gs0.tlb_flushes != 1))
+		    (mv->nmaps && !x->gone && gs1.tlb_flushes - gs0.tlb_flushes != 1))
 			vf_fail("destroy with %zu mappings issued %llu TLB invalidates", mv->nmaps,
 				(unsigned long long)(gs1.tlb_flushes - gs0.tlb_flushes));
+		/* destroy returns the pages (but keeps them if the device is gone) */
 		for (size_t i = 0; i < mv->nmaps; i++) {
-			refs_add(x, &mv->maps[i], -1);
+			if (!x->gone)
+				refs_add(x, &mv->maps[i], -1);
 			free(mv->maps[i].runs);
 		}
-		mv->nmaps = 0;
+		for (size_t i = 0; i < mv->nquar; i++) {
+			if (!x->gone)
+				refs_add(x, &mv->quar[i], -1);
+			free(mv->quar[i].runs);
+		}
+		mv->nmaps = mv->nquar = 0;
+		mv->quar_pages = 0;
 		mv->vmm = NULL;
 	}
 	while (x->nclaims)
 		unclaim_idx(x, x->nclaims - 1);
+	x->what = "end: unpin";
+	while (x->npins) {
+		struct pin *p = &x->pins[--x->npins];
+
+		vmmfs_gpu_vram_unpin(x->c->gpu, p->first, p->count);
+		refs_run(x, p->first, p->count, -1);
+	}
 	x->what = "end: GPU back to its state before the input";
 	vmmfs_gpu_get_vram_usage(x->c->gpu, &u);
-	if (memcmp(&u, &x->c->base, sizeof(u)))
+	if (!x->gone && memcmp(&u, &x->c->base, sizeof(u)))
 		vf_fail("VRAM usage total %llu free %llu pt %llu mapped %llu alloc %llu, before the "
 			"input %llu %llu %llu %llu %llu", (unsigned long long)u.total_pages,
 			(unsigned long long)u.free_pages, (unsigned long long)u.pt_pages,
@@ -1949,21 +2531,50 @@ FUZZ_NOCOV static void teardown(struct ctx *x, unsigned int mode)
 			(unsigned long long)x->c->base.alloc_pages);
 }
 
-FUZZ_NOCOV /* The VMM's own consistency check after a step; it reads every entry, so
- * large trees get it only at the full checks. */
+/*
+ * After a step that changed something. Every such step: the stats, and the
+ * translations of the ranges it changed or tried (touch()), plus a page of
+ * one other mapping in turn. Every FULL_EVERY of them: every mapping of
+ * every address space sampled (check_translations), the VRAM sum and the
+ * VMM's own consistency check, which reads every entry of the tree (large
+ * trees get it at the end only). The end of the input checks everything
+ * (full_check). What a step could break and not touch is thus found at
+ * most FULL_EVERY steps later, still inside the same input.
+ */
 FUZZ_NOCOV static void step_check(struct ctx *x, struct mvmm *mv)
 {
 	char err[256] = "";
-	uint64_t pages = 0;
-	int r;
 
-	for (size_t i = 0; i < mv->nmaps; i++)
-		pages += mv->maps[i].npages;
-	if (pages > 4096)
+	x->changed++;
+	check_stats(x, mv);
+	if (!x->gone) {
+		for (size_t i = 0; i < x->ntouched; i++)
+			check_span(x, x->touched[i].mv, x->touched[i].va, x->touched[i].npages);
+		if (mv->nmaps) {
+			const struct model_map *m = &mv->maps[x->changed % mv->nmaps];
+
+			check_va(x, mv, m->va + (rng_next(x) % m->npages) * PAGE);
+		}
+	}
+	x->ntouched = 0;
+	if (x->changed % FULL_EVERY)
 		return;
-	r = vmmfs_vmm_check(mv->vmm, err, sizeof(err));
-	if (r)
-		vf_fail("vmmfs_vmm_check after the step: %d: %s", r, err);
+	check_vram_sum(x);
+	for (int k = 0; k < x->nvmm; k++) {
+		struct mvmm *v = &x->v[k];
+		uint64_t pages = 0;
+		int r;
+
+		check_stats(x, v);
+		check_translations(x, v);
+		for (size_t i = 0; i < v->nmaps; i++)
+			pages += v->maps[i].npages;
+		if (x->gone || pages > 4096)
+			continue;
+		r = vmmfs_vmm_check(v->vmm, err, sizeof(err));
+		if (r)
+			vf_fail("vmmfs_vmm_check after the step: %d: %s", r, err);
+	}
 }
 
 FUZZ_NOCOV static void check_log(void)
@@ -1996,13 +2607,12 @@ int FUZZ_VMM_ENTRY(const uint8_t *data, size_t size)
 	x.fault_nth = -1;
 	x.rng = 0x9e3779b97f4a7c15ull;
 	head = in_u8(&x);
-	x.c = chip_get(head & 3);
+	x.c = chip_get((head & 3) == 3 && (head & 0x20) ? 4 : head & 3);
 	x.nvmm = head & 4 ? 2 : 1;
 	mode = (head >> 3) & 3;
 
 	vf_trace("input: %s, %d address space(s), end mode %u\n", x.c->name, x.nvmm, mode);
 	vmmfs_log_clear();
-	vmmfs_sim_tlb_flush_all(x.c->gpu->sim);  /* nothing cached from earlier inputs */
 	live0 = vmmfs_mem_live();
 	for (int k = 0; k < x.nvmm; k++) {
 		struct mvmm *mv = &x.v[k];
@@ -2026,9 +2636,12 @@ int FUZZ_VMM_ENTRY(const uint8_t *data, size_t size)
 		bool changed = true;
 
 		x.step++;
+		x.ntouched = 0;
 		switch (b & 15) {
-		case 0: case 12: op_prepare(&x, mv); break;
-		case 1: case 13: op_execute(&x, mv); break;
+		case 0: op_prepare(&x, mv); break;
+		case 1: op_execute(&x, mv); break;
+		case 12: op_hw(&x); changed = false; break;
+		case 13: op_pin(&x, mv); changed = false; break;
 		case 2: op_abort(&x, mv); break;
 		case 3: case 4: op_map_pages(&x, mv); break;
 		case 14: op_claim(&x, mv); changed = false; break;
@@ -2040,20 +2653,29 @@ int FUZZ_VMM_ENTRY(const uint8_t *data, size_t size)
 		case 10: op_fault(&x); changed = false; break;
 		default: x.what = "full check"; full_check(&x, mv); changed = false; break;
 		}
-		if (changed) {
-			check_stats(&x, mv);
-			check_translations(&x, mv);
+		if (changed)
 			step_check(&x, mv);
-		}
 	}
 
 	teardown(&x, mode);
+	if (x.gone) {
+		/* destroy kept what the GPU might use: gone with the GPU */
+		x.what = "end: close the vanished GPU";
+		chip_close(x.c);
+		live0 -= x.c->gpu_objs;
+	}
 	if (vmmfs_mem_live() != live0)
 		vf_fail("%lld heap objects of libvmmfs are left after the input (%lld before)",
 			(long long)vmmfs_mem_live(), (long long)live0);
+	if (x.gone) {   /* the GPU with its reserved pages is closed below */
+		memset(x.c->refs, 0, x.c->vram_pages * sizeof(*x.c->refs));
+		x.c->distinct = 0;
+	}
 	if (x.c->distinct)
 		vf_fail("model: %llu pages still counted as mapped", (unsigned long long)x.c->distinct);
 	check_log();
+	if (x.c->gpu && (x.c->dirty || !chip_fresh(x.c)))
+		chip_close(x.c);
 	cur = NULL;
 	return 0;
 }

@@ -80,13 +80,14 @@ MAPFILE_SEEDS = {
 
 # ---- VMM seeds -------------------------------------------------------------------
 TU102, GA102, GH100, GB202 = 0, 1, 2, 3
-PREPARE, EXECUTE, ABORT, MAP_PAGES, MAP_ALLOC, UNMAP, LOOKUP, MEM, FAULT, FULL, CLAIM, UNCLAIM = \
-    0, 1, 2, 3, 5, 6, 8, 9, 10, 11, 14, 15
+PREPARE, EXECUTE, ABORT, MAP_PAGES, MAP_ALLOC, UNMAP, LOOKUP, MEM, FAULT, FULL, HW, PIN, CLAIM, \
+    UNCLAIM = 0, 1, 2, 3, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15
 SECOND = 0x10   # the second address space
 
 
-def head(chip, two=False, mode=0):
-    return bytes([chip | (4 if two else 0) | mode << 3])
+def head(chip, two=False, mode=0, big=False):
+    """big: gb202 with 1 GiB of VRAM (512 MiB pages); else 64 MiB."""
+    return bytes([chip | (4 if two else 0) | mode << 3 | (0x20 if big else 0)])
 
 
 def u16(v):
@@ -231,6 +232,22 @@ def full(second=False):
     return op(FULL, second)
 
 
+def hw(vanish=False):
+    """The next operation meets a TLB invalidate that never completes, or
+    (vanish) a device that is gone from then on."""
+    return op(HW) + bytes([3 if vanish else 0])
+
+
+def pin(first, count, where=0, shift=0, off=0):
+    """where: 0 at first << shift, 1 the root table (+first & 3), 2 a
+    mapping's first page (+off), 3 the last (first & 63) pages of VRAM."""
+    return op(PIN) + bytes([where << 1 | shift << 3 | off << 4]) + u16(first) + bytes([count])
+
+
+def unpin(idx):
+    return op(PIN) + bytes([1]) + u16(idx) + bytes([0])
+
+
 CHIPS = {"tu102": TU102, "ga102": GA102, "gh100": GH100, "gb202": GB202}
 
 
@@ -297,10 +314,10 @@ def vmm_seeds():
         map_pages(16, exact(va_boundary(2, 1, -8)), flags(), pfns(0, 0x100)) + \
         map_pages(16, exact(va_boundary(6, 1, -8)), flags(), pfns(0, 0x200)) + \
         map_pages(16, exact(va_boundary(7, 1, -8)), flags(), pfns(0, 0x300)) + full()
-    s["page-512m"] = head(GB202) + map_pages(131072, any_hint(), flags(),
-                                             pfns(2, 0, align512m=True)) + full() + unmap(0)
-    s["page-512m-small-only"] = head(GB202) + map_pages(131072, exact(va_512m(2)),
-                                                        flags(small=True), pfns(2, 0, align512m=True))
+    s["page-512m"] = head(GB202, big=True) + map_pages(131072, any_hint(), flags(),
+                                                       pfns(2, 0, align512m=True)) + full() + unmap(0)
+    s["page-512m-small-only"] = head(GB202, big=True) + \
+        map_pages(131072, exact(va_512m(2)), flags(small=True), pfns(2, 0, align512m=True))
     s["huge-prepare"] = head(GA102) + op(PREPARE) + HUGE_2_17 + anywhere() + full() + abort(0)
     s["scattered"] = head(TU102, mode=2) + map_pages(200, anywhere(), flags(), pfns(3, 0, 0, u16(7))) + \
         map_pages(100, anywhere(), flags(), pfns(9, 0x40)) + full()
@@ -327,6 +344,44 @@ def vmm_seeds():
         map_pages(8, exact(va_pages(64)), flags(claim=True), b"", second=True) + \
         unmap(0, second=True) + claim(0x200, 8) + fault(0) + claim(0x400, 8) + \
         map_pages(8, anywhere(), flags(claim=True, ro=True), b"") + full()
+    # hardware errors: quarantine (vmm.h), then the rest of the input goes on
+    for name, c in (("tu102", TU102), ("gh100", GH100)):
+        s["stuck-unmap-" + name] = head(c, mode=1) + \
+            map_pages(16, exact(va_pages(32)), flags(), pfns(0, 0x100)) + \
+            map_pages(4, anywhere(), flags(ro=True), pfns(0, 0x200)) + hw() + unmap(0) + \
+            lookup(va_pages(32)) + map_pages(4, exact(va_pages(40)), flags(), pfns(0, 0x300)) + \
+            map_pages(4, anywhere(), flags(), pfns(0, 0x300)) + full()
+        s["stuck-execute-" + name] = head(c) + prepare(20, anywhere()) + prepare(3, anywhere()) + \
+            hw() + execute(0, pfns(0, 0x200), flags()) + execute(0, pfns(0, 0x300), flags()) + full()
+    s["stuck-map-2m"] = head(GA102, mode=2) + hw() + \
+        map_pages(512, exact(va_2m(3)), flags(), pfns(2, 0x400)) + lookup(va_2m(3)) + \
+        map_pages(512, any_hint(0x400), flags(), pfns(2, 0x400)) + full()
+    s["stuck-map-alloc"] = head(GB202, mode=1) + hw() + map_alloc(16, anywhere(), flags()) + \
+        claim(0, 4, where=2) + map_alloc(16, anywhere(), flags()) + full()
+    s["stuck-abort"] = head(TU102) + map_pages(1, exact(va_2m(8)), flags(), pfns(0, 0x10)) + \
+        prepare(1, exact(va_2m(8, 1))) + unmap(0) + hw() + abort(0) + \
+        map_pages(1, exact(va_2m(8)), flags(), pfns(0, 0x10)) + full()
+    s["stuck-claim"] = head(GH100) + claim(0x300, 8) + hw() + \
+        map_pages(8, anywhere(), flags(claim=True), b"") + claim(0x300, 8) + full()
+    s["vanish-execute"] = head(GA102, two=True) + map_pages(16, anywhere(), flags(), pfns(0, 0x80)) + \
+        prepare(8, anywhere()) + hw(vanish=True) + execute(0, pfns(0, 0x90), flags()) + \
+        lookup(va_near(0, 0)) + mem(False, va_near(0, 0), 8) + \
+        map_pages(4, anywhere(), flags(), pfns(0, 0x100), second=True) + full()
+    s["vanish-unmap"] = head(GH100, mode=1) + map_alloc(16, anywhere(), flags()) + \
+        map_pages(4, anywhere(), flags(), pfns(0, 0x40)) + hw(vanish=True) + unmap(1) + \
+        prepare(4, anywhere()) + claim(0x500, 4) + pin(0x600, 4) + full()
+    s["vanish-destroy"] = head(TU102) + map_pages(600, anywhere(), flags(), pfns(0, 0x200)) + \
+        prepare(16, anywhere()) + hw(vanish=True) + lookup(va_near(0, 1))
+    # pins: references held for crash recovery; no table lands on them
+    s["pin-basic"] = head(GA102, mode=1) + pin(0x100, 16) + \
+        map_pages(16, anywhere(), flags(), pfns(0, 0x100)) + pin(0, 1, where=1) + \
+        pin(8, 16, where=3) + pin(0x100, 0) + pin(0, 4, where=2, off=2) + unpin(0) + full() + \
+        unmap(0) + lookup(va_pages(0)) + full()
+    s["pin-top-of-vram"] = head(TU102) + pin(60, 60, where=3) + pin(0x3c0, 64, shift=2) + \
+        map_pages(16, anywhere(), flags(), pfns(0, 0x10)) + map_pages(600, anywhere(), flags(), pfns()) + \
+        full() + unpin(1) + map_alloc(64, anywhere(), flags()) + full()
+    s["pin-claim"] = head(GB202) + claim(0x800, 8) + pin(0x800, 8) + unclaim(0) + \
+        map_pages(8, anywhere(), flags(), pfns(0, 0x800)) + full()
     return s
 
 
