@@ -513,6 +513,47 @@ int vmmfs_vmm_map_pages(struct vmmfs_vmm *vmm, const uint64_t *pfns, uint64_t np
 	return r;
 }
 
+/*
+ * Runs that are mostly single pages (2 pages a run or fewer on average) go
+ * through map_pages' path: its tight loops take references and store the
+ * run record several times faster than run by run, and the array of one
+ * PFN per page it needs for the time of the call is half the size of the
+ * caller's runs. Returns 1 when the runs are long enough to be taken as
+ * they are, else the result of the map.
+ */
+static int map_runs_as_pages(struct vmmfs_vmm *vmm, const struct vmmfs_vmm_run *runs,
+			     uint64_t nruns, const struct vmmfs_va_placement *pl,
+			     unsigned int flags, struct vmmfs_mapping **out)
+{
+	struct known_pfns k = { .pfns = NULL };
+	uint64_t npages = 0, *pfns, *p;
+	bool consumed;
+	int r;
+
+	for (uint64_t i = 0; i < nruns; i++) {
+		if (!runs[i].count)
+			return -EINVAL;
+		if (runs[i].count > UINT64_MAX - npages)
+			return -ERANGE;
+		npages += runs[i].count;
+	}
+	if (npages > 2 * nruns)
+		return 1;
+	if (npages > vmm->va_size >> VMMFS_PAGE_SHIFT)
+		return -ERANGE;
+	pfns = vmmfs_malloc(npages * sizeof(*pfns));
+	if (!pfns)
+		return -ENOMEM;
+	p = pfns;
+	for (uint64_t i = 0; i < nruns; i++)
+		for (uint64_t j = 0; j < runs[i].count; j++)
+			*p++ = runs[i].first + j;
+	k.pfns = pfns;
+	r = map_known(vmm, &k, npages, pl, flags, NULL, out, &consumed);
+	vmmfs_free(pfns);
+	return r;
+}
+
 int vmmfs_vmm_map_runs(struct vmmfs_vmm *vmm, const struct vmmfs_vmm_run *runs,
 		       uint64_t nruns, const struct vmmfs_va_placement *pl, unsigned int flags,
 		       struct vmmfs_mapping **out)
@@ -525,6 +566,11 @@ int vmmfs_vmm_map_runs(struct vmmfs_vmm *vmm, const struct vmmfs_vmm_run *runs,
 	if (!vmm || !runs || !nruns || !out ||
 	    (flags & ~(VMMFS_MAP_READ_ONLY | VMMFS_MAP_SMALL_ONLY | VMMFS_MAP_CLAIM)))
 		return -EINVAL;
+	if (!(flags & VMMFS_MAP_CLAIM)) {
+		r = map_runs_as_pages(vmm, runs, nruns, pl, flags, out);
+		if (r != 1)
+			return r;
+	}
 	/* checks every run; nothing is referenced yet */
 	r = vmm_runs_measure_runs(runs, nruns, vmm_pfn_limit(vmm), &k.words, &npages, &longest);
 	if (r)
