@@ -341,6 +341,13 @@ void fs_as_put(struct vmmfs_fs *fs, struct fs_as *as)
 		vmmfs_vmm_destroy(dead);
 }
 
+/* The address-space cap's log line (mkdir in vas/ refused with ENOSPC). */
+static void log_vas_cap(const char *name)
+{
+	vmmfs_log(VMMFS_LOG_ERROR, "vas/%s: cannot create: already %d address spaces "
+		  "(the limit); remove one with rmdir first (ENOSPC)", name, FS_MAX_VAS);
+}
+
 int fs_as_create(struct vmmfs_fs *fs, const char *name, uid_t uid, gid_t gid,
 		 struct fs_node **dirp)
 {
@@ -369,14 +376,16 @@ int fs_as_create(struct vmmfs_fs *fs, const char *name, uid_t uid, gid_t gid,
 		r = -ENOSPC;
 	pthread_mutex_unlock(&fs->lock);
 	if (r == -ENOSPC)
-		vmmfs_log(VMMFS_LOG_ERROR, "vas/%s: cannot create: already %d address spaces "
-			  "(the limit)", name, FS_MAX_VAS);
+		log_vas_cap(name);
 	if (r)
 		return r;
 
 	as = calloc(1, sizeof(*as));
-	if (!as)
+	if (!as) {
+		vmmfs_log(VMMFS_LOG_ERROR, "vas/%s: cannot create the address space: out of "
+			  "memory (ENOMEM)", name);
 		return -ENOMEM;
+	}
 	r = vmmfs_vmm_create(fs->gpu, &vmm);
 	if (r) {
 		vmmfs_log(VMMFS_LOG_ERROR, "vas/%s: cannot create the address space: %s",
@@ -391,7 +400,7 @@ int fs_as_create(struct vmmfs_fs *fs, const char *name, uid_t uid, gid_t gid,
 		goto err_unlock;
 	}
 	if (fs->nvas >= FS_MAX_VAS) {
-		r = -ENOSPC;
+		r = -ENOSPC; /* made by others meanwhile */
 		goto err_unlock;
 	}
 	dir = fs_node_new(fs, fs->vas_dir, name, N_AS_DIR, S_IFDIR | 0555, true);
@@ -458,6 +467,8 @@ err_remove:
 	return r;
 err_unlock:
 	pthread_mutex_unlock(&fs->lock);
+	if (r == -ENOSPC)
+		log_vas_cap(name);
 	vmmfs_vmm_destroy(vmm);
 err_free_as:
 	free(as);
