@@ -442,39 +442,41 @@ static bool park(struct vmmfs_vram *v, uint64_t pfn)
 	return parked;
 }
 
-/* Undoes our own parking of blk's page (lock held): if the page is still
- * parked, it goes back to the buddy now; if its last mapping went
- * meanwhile, that unref returns it once we drop the lock. */
-static void unpark(struct vmmfs_vram *v, struct vmmfs_buddy_block *blk)
+/* Undoes our own parking of blk's page (v->lock held, the batch enters
+ * the page's chunk): if the page is still parked, it goes back to the
+ * buddy now; if its last mapping went meanwhile, that unref returns it
+ * once we drop v->lock. */
+static void unpark_locked(struct vram_batch *b, struct vmmfs_buddy_block *blk)
 {
 	uint64_t pfn = vmmfs_buddy_block_offset(blk) >> PAGE_SHIFT;
-	struct vram_batch b;
 	uint16_t old;
-	bool mine;
 
-	vram_batch_begin(v, &b);
-	batch_enter(&b, pfn >> CHUNK_SHIFT);
-	old = bw_get(&b, pfn);
-	mine = (old & PW_PARKED) && old != PW_PT;
-	if (mine)
-		bw_put(&b, pfn, old & ~PW_PARKED);
-	batch_leave(&b);
-	if (!mine)
+	batch_enter(b, pfn >> CHUNK_SHIFT);
+	old = bw_get(b, pfn);
+	if (!(old & PW_PARKED) || old == PW_PT)
 		return;
-	atomic_fetch_sub(&v->parked_pages, 1);
-	vmmfs_buddy_free_block(v->buddy, blk);
+	bw_put(b, pfn, old & ~PW_PARKED);
+	atomic_fetch_sub(&b->v->parked_pages, 1);
+	vmmfs_buddy_free_block(b->v->buddy, blk);
 }
 
+/* One batch for the whole list: each chunk is entered, and checked for
+ * uniform words when left, once per stretch of its pages rather than once
+ * per page (512 words each time). The buddy is not under the chunk lock's
+ * protection, so freeing blocks while holding it is fine. */
 static void unpark_list(struct vmmfs_vram *v, struct vmmfs_buddy_list *l)
 {
 	struct vmmfs_buddy_block *x = l->head;
+	struct vram_batch b;
 
+	vram_batch_begin(v, &b);
 	while (x) {
 		struct vmmfs_buddy_block *nx = vmmfs_buddy_block_next(x);
 
-		unpark(v, x);
+		unpark_locked(&b, x);
 		x = nx;
 	}
+	batch_leave(&b);
 	*l = (struct vmmfs_buddy_list)VMMFS_BUDDY_LIST_INIT;
 }
 
