@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #endif
 #include "fs_helper.h"
+#include "helper.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -463,4 +464,56 @@ int mnt_start(struct mnt *m, const char *const *args)
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- a test program's main ------------------------------------------- */
+
+static struct mnt *main_mnt_of_run;
+
+static void fsh_main_cleanup(void)
+{
+	mnt_cleanup_all();
+	if (main_mnt_of_run)
+		mnt_cleanup(main_mnt_of_run);
+}
+
+static void fsh_main_signal(int sig)
+{
+	fsh_main_cleanup();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+int fsh_main(const char *prog, struct mnt *m, const char *const *args, const char **path,
+	     int argc, char **argv, void (*register_tests)(void))
+{
+	int r = fsh_preflight(prog), st;
+
+	if (r)
+		return r;
+	main_mnt_of_run = m;
+	atexit(fsh_main_cleanup);
+	signal(SIGINT, fsh_main_signal);
+	signal(SIGTERM, fsh_main_signal);
+	signal(SIGPIPE, SIG_IGN);
+	if (mnt_start(m, args)) {
+		fsh_main_cleanup();
+		fprintf(stderr, "FAIL: cannot mount vmmfs\n");
+		return 1;
+	}
+	*path = m->path;
+	r = vt_main(argc, argv, register_tests);
+	st = mnt_stop(m);
+	if (st != 0) {
+		char *t = slurp(m->err, NULL);
+
+		fprintf(stderr, "FAIL: vmmfs exited with status %d after unmount; its stderr:\n%s\n",
+			st, t ? t : "");
+		free(t);
+		r = 1;
+	}
+	if (!mnt_stderr_clean(m))
+		r = 1;
+	fsh_main_cleanup();
+	return r;
 }

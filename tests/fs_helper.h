@@ -93,4 +93,12 @@ void mnt_untrack(struct mnt *m);
 /* Cleans up every tracked mount (atexit, signals). */
 void mnt_cleanup_all(void);
 
+/* The main of a test program whose tests share one mount m: preflight
+ * (prog names the program in its messages), the daemon started with args,
+ * *path set to the mountpoint, vt_main, unmount, and a check that the
+ * daemon exited 0 with a clean stderr. Every mount is cleaned up at exit
+ * and on SIGINT/SIGTERM. Returns main's exit status. */
+int fsh_main(const char *prog, struct mnt *m, const char *const *args, const char **path,
+	     int argc, char **argv, void (*register_tests)(void));
+
 #endif

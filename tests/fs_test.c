@@ -75,19 +75,6 @@ static bool log_has(const char *needle)
 
 /* ---- mounting (fs_helper.c) ------------------------------------------ */
 
-static void cleanup_all(void)
-{
-	mnt_cleanup_all();
-	mnt_cleanup(&main_mnt);
-}
-
-static void on_signal(int sig)
-{
-	cleanup_all();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
 /* Runs the daemon to completion (options that make it exit); returns its
  * exit status and its output in *out. */
 static int run_daemon(const char *args, char **out)
@@ -1593,7 +1580,7 @@ static void test_slow_readers(void)
 static void test_unmount_with_mappings(void)
 {
 	static const char *const args[] = { "--sim=gh100", "--vram-size=256M", NULL };
-	static struct mnt m; /* stays valid for cleanup_all after a fatal assertion */
+	static struct mnt m; /* stays valid for mnt_cleanup_all after a fatal assertion */
 	char path[600];
 	const char *saved = M;
 
@@ -1903,32 +1890,6 @@ static void register_tests(void)
 int main(int argc, char **argv)
 {
 	static const char *const args[] = { "--vram-size=1G", NULL };
-	int r, st;
 
-	r = fsh_preflight("fs_test");
-	if (r)
-		return r;
-	atexit(cleanup_all);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
-	if (mnt_start(&main_mnt, args)) {
-		cleanup_all();
-		fprintf(stderr, "FAIL: cannot mount vmmfs\n");
-		return 1;
-	}
-	M = main_mnt.path;
-	r = vt_main(argc, argv, register_tests);
-	st = mnt_stop(&main_mnt);
-	if (st != 0) {
-		char *t = slurp(main_mnt.err, NULL);
-		fprintf(stderr, "FAIL: vmmfs exited with status %d after unmount; its stderr:\n%s\n",
-			st, t ? t : "");
-		free(t);
-		r = 1;
-	}
-	if (!mnt_stderr_clean(&main_mnt))
-		r = 1;
-	cleanup_all();
-	return r;
+	return fsh_main("fs_test", &main_mnt, args, &M, argc, argv, register_tests);
 }

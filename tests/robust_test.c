@@ -1021,19 +1021,6 @@ static void test_map_cap(void)
 
 /* ---- main ------------------------------------------------------------ */
 
-static void cleanup_all(void)
-{
-	mnt_cleanup_all();
-	mnt_cleanup(&main_mnt);
-}
-
-static void on_signal(int sig)
-{
-	cleanup_all();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
 static void register_tests(void)
 {
 	static const struct vt_test tests[] = {
@@ -1054,30 +1041,6 @@ static void register_tests(void)
 int main(int argc, char **argv)
 {
 	static const char *const args[] = { "--vram-size=256M", NULL };
-	int r = fsh_preflight("robust_test"), st;
 
-	if (r)
-		return r;
-	atexit(cleanup_all);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
-	if (mnt_start(&main_mnt, args)) {
-		fprintf(stderr, "FAIL: cannot mount vmmfs\n");
-		return 1;
-	}
-	M = main_mnt.path;
-	r = vt_main(argc, argv, register_tests);
-	st = mnt_stop(&main_mnt);
-	if (st != 0) {
-		char *t = slurp(main_mnt.err, NULL);
-		fprintf(stderr, "FAIL: vmmfs exited with status %d after unmount; its stderr:\n%s\n",
-			st, t ? t : "");
-		free(t);
-		r = 1;
-	}
-	if (!mnt_stderr_clean(&main_mnt))
-		r = 1;
-	cleanup_all();
-	return r;
+	return fsh_main("robust_test", &main_mnt, args, &M, argc, argv, register_tests);
 }
