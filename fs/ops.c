@@ -1591,6 +1591,31 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	handle_put(fs, h);
 }
 
+/* A read into rbuf or a write from wbuf of mem or vram/raw, size already
+ * clipped to the file: the bytes done, or -errno (logged in one line). */
+static long mem_rw(struct vmmfs_fs *fs, struct fs_handle *h, off_t off, void *rbuf,
+		   const void *wbuf, size_t size)
+{
+	long r;
+	int err;
+
+	if (h->kind == FH_RAW) {
+		r = rbuf ? vmmfs_gpu_vram_read(fs->gpu, (uint64_t)off, rbuf, size) :
+			   vmmfs_gpu_vram_write(fs->gpu, (uint64_t)off, wbuf, size);
+		r = r ? -EIO : (long)size;
+	} else {
+		fs_gate_enter(fs);
+		r = rbuf ? vmmfs_vmm_mem_read(h->as->vmm, (uint64_t)off, rbuf, size) :
+			   vmmfs_vmm_mem_write(h->as->vmm, (uint64_t)off, wbuf, size);
+		fs_gate_leave(fs);
+	}
+	if (r >= 0)
+		return r;
+	err = h->kind == FH_RAW ? EIO : mem_errno(r);
+	log_io_error(fs, h, rbuf ? "read" : "write", off, err);
+	return -err;
+}
+
 static void do_read(fuse_req_t req, struct vmmfs_fs *fs, struct fs_handle *h, size_t size,
 		    off_t off)
 {
@@ -1622,21 +1647,11 @@ static void do_read(fuse_req_t req, struct vmmfs_fs *fs, struct fs_handle *h, si
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
-		if (h->kind == FH_RAW) {
-			r = vmmfs_gpu_vram_read(fs->gpu, (uint64_t)off, buf, size);
-			r = r ? -EIO : (long)size;
-		} else {
-			fs_gate_enter(fs);
-			r = vmmfs_vmm_mem_read(h->as->vmm, (uint64_t)off, buf, size);
-			fs_gate_leave(fs);
-		}
-		if (r < 0) {
-			int err = h->kind == FH_RAW ? EIO : mem_errno(r);
-			log_io_error(fs, h, "read", off, err);
-			fuse_reply_err(req, err);
-		} else {
+		r = mem_rw(fs, h, off, buf, NULL, size);
+		if (r < 0)
+			fuse_reply_err(req, (int)-r);
+		else
 			fuse_reply_buf(req, buf, (size_t)r);
-		}
 		free(buf);
 		return;
 	default:
@@ -1708,21 +1723,11 @@ static void do_write(fuse_req_t req, struct vmmfs_fs *fs, struct fs_handle *h, c
 		}
 		if (size > end - (uint64_t)off)
 			size = (size_t)(end - (uint64_t)off);
-		if (h->kind == FH_RAW) {
-			r = vmmfs_gpu_vram_write(fs->gpu, (uint64_t)off, buf, size);
-			r = r ? -EIO : (long)size;
-		} else {
-			fs_gate_enter(fs);
-			r = vmmfs_vmm_mem_write(h->as->vmm, (uint64_t)off, buf, size);
-			fs_gate_leave(fs);
-		}
-		if (r < 0) {
-			int err = h->kind == FH_RAW ? EIO : mem_errno(r);
-			log_io_error(fs, h, "write", off, err);
-			fuse_reply_err(req, err);
-		} else {
+		r = mem_rw(fs, h, off, NULL, buf, size);
+		if (r < 0)
+			fuse_reply_err(req, (int)-r);
+		else
 			fuse_reply_write(req, (size_t)r);
-		}
 		return;
 	default:
 		fuse_reply_err(req, EBADF);
