@@ -7,7 +7,9 @@
  *   byte 0       low nibble: VRAM size (index in vram_pages_tab),
  *                high nibble: address-space size (index in va_size_tab)
  *   byte 1       low nibble: k, the number of piece lengths that follow;
- *                bit 4: also feed a text longer than 256 bytes byte by byte
+ *                bit 4: also feed a text longer than 256 bytes byte by byte;
+ *                bits 5-6: the parser's instruction set for the pieces
+ *                (0 64-bit words, 1 SSE2, 2 AVX2, 3 the best the CPU has)
  *   k bytes      piece lengths, used in turn: 0 feeds an empty piece,
  *                255 feeds everything left
  *   the rest     the text written into the mapping file
@@ -547,7 +549,7 @@ int FUZZ_MAPFILE_ENTRY(const uint8_t *data, size_t size)
 	const uint8_t *lens, *text;
 	uint64_t fed;
 	size_t nlens, len, off, i;
-	int r_whole, r_cut, r_byte;
+	int r_whole, r_cut, r_byte, simd;
 
 	if (size < 2)
 		return 0;
@@ -571,7 +573,12 @@ int FUZZ_MAPFILE_ENTRY(const uint8_t *data, size_t size)
 		feed(&whole, text, len, &fed, NULL, "one piece");
 	r_whole = finish(&whole, fed, "one piece");
 
-	/* the pieces the input asks for */
+	/* the pieces the input asks for, parsed with the instruction set it
+	 * asks for (bits 5-6 of byte 1: 64-bit words, SSE2, AVX2, the best),
+	 * so the lesser block paths are fuzzed too and must agree with the
+	 * best one's whole-text result */
+	simd = (data[1] >> 5) & 3;
+	vmmfs_mapfile_simd(simd == 3 ? -1 : simd);
 	vmmfs_mapfile_init(&cut, cur_vram_pages, cur_va_size);
 	fed = 0;
 	off = 0;
@@ -586,6 +593,7 @@ int FUZZ_MAPFILE_ENTRY(const uint8_t *data, size_t size)
 	if (nlens && lens[i % nlens] == 0)
 		feed(&cut, text + off, 0, &fed, &ck, "in pieces"); /* an empty write at the end */
 	r_cut = finish(&cut, fed, "in pieces");
+	vmmfs_mapfile_simd(-1);
 	same_outcome(&whole, r_whole, &cut, r_cut, "the pieces");
 
 	/* one byte at a time: short texts always, longer ones when asked */
