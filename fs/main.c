@@ -535,8 +535,14 @@ int main(int argc, char **argv)
 		goto out_session;
 	if (fuse_session_mount(se, cmd.mountpoint))
 		goto out_signals;
-	/* nothing is cached yet: this only asks whether the kernel knows it */
-	fs.names_revocable = notify_inc_epoch(se) == 0;
+	/* Off for now: with the names of files being written cached (and
+	 * taken back by FUSE_NOTIFY_INC_EPOCH when a map fails), readers that
+	 * race with rm got EIO reading mapping files (test_fs concurrency, about
+	 * one run in seven; never with it off). Until that is understood those
+	 * names are looked up at each use. To probe the kernel, as it was:
+	 * fs.names_revocable = notify_inc_epoch(se) == 0 (nothing is cached
+	 * yet then). */
+	fs.names_revocable = false;
 	vmmfs_log(VMMFS_LOG_INFO, "mounted %s (%s, %s) on %s", fs.info->chipset, fs.info->arch,
 		  fs.info->backend, cmd.mountpoint);
 	fuse_daemonize(cmd.foreground);

@@ -1161,8 +1161,10 @@ static void *reader_main(void *arg)
 
 	while (!*stop) {
 		char *t = slurp(P("vas/0/pagetable", M), NULL);
-		if (!t)
+		if (!t) {
+			fprintf(stderr, "  reader: vas/0/pagetable: %s\n", strerror(errno));
 			bad++;
+		}
 		free(t);
 		DIR *d = opendir(P("vas/0/maps", M));
 		struct dirent *de;
@@ -1172,8 +1174,11 @@ static void *reader_main(void *arg)
 				continue;
 			snprintf(path, sizeof(path), "%s/vas/0/maps/%s", M, de->d_name);
 			t = slurp(path, NULL);
-			if (!t && errno != ENOENT && errno != EBUSY)
+			if (!t && errno != ENOENT && errno != EBUSY) {
+				fprintf(stderr, "  reader: vas/0/maps/%s: %s\n", de->d_name,
+					strerror(errno));
 				bad++;
+			}
 			free(t);
 		}
 		if (d)
