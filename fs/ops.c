@@ -10,8 +10,8 @@
  * Mapping files: create makes the node (state WRITING) and a writer
  * handle with a parser; writes feed the parser where the data lies in
  * libfuse's buffer (malformed text fails the write); the first flush that
- * finds data commits (vmmfs_vmm_map_pages: the VMM plans big pages from
- * the PFNs, one TLB flush), so close() returns the map's error; release
+ * finds data commits (vmmfs_vmm_map_runs: the VMM plans big pages from
+ * the runs, one TLB flush), so close() returns the map's error; release
  * commits if no flush did and removes a file that never got data. A failed
  * map removes the file and logs one line naming it. Once mapped, the file
  * keeps nothing per page: the text and the parsed runs are freed, and its
@@ -660,12 +660,10 @@ static void writer_drop(struct vmmfs_fs *fs, struct fs_handle *h, bool shown)
 		fs_forget_names(fs);
 }
 
-/* Makes the mapping the parser describes. The parsed runs are freed first
- * (the PFN array the VMM takes holds the same pages), the array after:
- * the daemon keeps nothing per page once the VMM has the mapping.
- * (vmmfs_vmm_map_runs would take the runs as they are, but measured no
- * faster here, and a concurrency test saw EIO reading mapping files made
- * that way while others were removed; not used until that is understood.) */
+/* Makes the mapping the parser describes, from the parser's runs as they
+ * are (vmmfs_vmm_map_runs: no array of one PFN per page), which are freed
+ * right after: the daemon keeps nothing per page once the VMM has the
+ * mapping. */
 static int writer_map(struct vmmfs_fs *fs, struct fs_handle *h, struct vmmfs_mapping **m)
 {
 	struct vmmfs_mapfile *mf = &h->mf;
@@ -678,35 +676,17 @@ static int writer_map(struct vmmfs_fs *fs, struct fs_handle *h, struct vmmfs_map
 		.pa_hint = mf->nruns ? mf->runs[0].first * VMMFS_PAGE_SIZE : VMMFS_NO_PA_HINT,
 	};
 	unsigned int flags = mf->read_only ? VMMFS_MAP_READ_ONLY : 0;
-	uint64_t *pfns, npages = mf->npages;
 	int r;
 
-	if (mf->alloc_bytes) {
-		uint64_t bytes = mf->alloc_bytes;
-
-		vmmfs_mapfile_fini(mf);
-		fs_gate_enter(fs);
-		r = vmmfs_vmm_map_alloc(vmm, bytes, &pl, flags, m);
-		fs_gate_leave(fs);
-		return r;
-	}
-	/* The VMM takes the PFNs as one array (8 bytes a page, for the time of
-	 * the call): fresh memory, backed at once rather than by a page fault
-	 * per 512 PFNs, and given back right after. */
-	pfns = malloc(npages * sizeof(*pfns));
-	if (!pfns) {
-		vmmfs_mapfile_fini(mf);
-		return -ENOMEM;
-	}
-	vmmfs_mapfile_populate(pfns, npages * sizeof(*pfns));
-	vmmfs_mapfile_expand_into(mf, pfns);
-	vmmfs_mapfile_fini(mf);
-	/* prepare and execute in one: the VMM sees every PFN when it plans
-	 * the page sizes; one TLB flush */
 	fs_gate_enter(fs);
-	r = vmmfs_vmm_map_pages(vmm, pfns, npages, &pl, flags, m);
+	if (mf->alloc_bytes)
+		r = vmmfs_vmm_map_alloc(vmm, mf->alloc_bytes, &pl, flags, m);
+	else
+		/* prepare and execute in one: the VMM sees every run when it
+		 * plans the page sizes; one TLB flush */
+		r = vmmfs_vmm_map_runs(vmm, mf->runs, mf->nruns, &pl, flags, m);
 	fs_gate_leave(fs);
-	free(pfns);
+	vmmfs_mapfile_fini(mf);
 	return r;
 }
 
