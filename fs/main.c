@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <linux/fuse.h>
 
 struct options {
 	char *sim;          /* --sim=CHIP */
@@ -232,40 +231,6 @@ static void free_options(struct options *o)
 	free(o->pci_access);
 	for (i = 0; i < o->nnonopt; i++)
 		free(o->nonopt[i]);
-}
-
-/* ---- names the kernel caches ------------------------------------------
- *
- * The notification FUSE_NOTIFY_INC_EPOCH (FUSE protocol 7.44, Linux 6.16)
- * makes the kernel look up again, at its next use, every name it cached
- * before. It locks nothing in the kernel, so a request handler may send it
- * (unlike FUSE_NOTIFY_INVAL_ENTRY, which waits for the directory's lock
- * that a process waiting for this daemon may hold). The <linux/fuse.h>
- * that libfuse is built against may predate it: its code is spelled out
- * here. A kernel that does not know it refuses it, which the probe at
- * mount sees.
- */
-#define NOTIFY_INC_EPOCH 8
-
-static int notify_inc_epoch(struct fuse_session *se)
-{
-	struct fuse_out_header oh = { .len = sizeof(oh), .error = NOTIFY_INC_EPOCH };
-	ssize_t w = write(fuse_session_fd(se), &oh, sizeof(oh));
-
-	return w == (ssize_t)sizeof(oh) ? 0 : w < 0 ? -errno : -EIO;
-}
-
-void fs_forget_names(struct vmmfs_fs *fs)
-{
-	int r;
-
-	if (!fs->names_revocable || !fs->se)
-		return;
-	r = notify_inc_epoch(fs->se);
-	if (r && r != -ENODEV && r != -ENOTCONN) /* not: being unmounted */
-		vmmfs_log(VMMFS_LOG_ERROR, "the kernel may show a mapping file that failed to map "
-			  "for up to a minute more: telling it to forget names failed: %s",
-			  strerror(-r));
 }
 
 /* ---- the request loop ------------------------------------------------
@@ -535,14 +500,6 @@ int main(int argc, char **argv)
 		goto out_session;
 	if (fuse_session_mount(se, cmd.mountpoint))
 		goto out_signals;
-	/* Off for now: with the names of files being written cached (and
-	 * taken back by FUSE_NOTIFY_INC_EPOCH when a map fails), readers that
-	 * race with rm got EIO reading mapping files (test_fs concurrency, about
-	 * one run in seven; never with it off). Until that is understood those
-	 * names are looked up at each use. To probe the kernel, as it was:
-	 * fs.names_revocable = notify_inc_epoch(se) == 0 (nothing is cached
-	 * yet then). */
-	fs.names_revocable = false;
 	vmmfs_log(VMMFS_LOG_INFO, "mounted %s (%s, %s) on %s", fs.info->chipset, fs.info->arch,
 		  fs.info->backend, cmd.mountpoint);
 	fuse_daemonize(cmd.foreground);

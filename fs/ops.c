@@ -19,14 +19,14 @@
  *
  * What the kernel may cache (the fewer requests, the faster small
  * operations are; but every open shows the current state):
- *   names: every entry, also "no such name", for CACHE_TIMEOUT. Names
- *     appear and go through the kernel (create, mkdir, rename, unlink,
- *     rmdir), which updates its cache itself, but for one: a mapping file
- *     whose map fails goes by itself. Where the kernel can be told to
- *     look every name up again (fs->names_revocable), the failed map does
- *     that before close returns (fs_forget_names), and the name of a file
- *     being written is cached like any other (rm needs no lookup then);
- *     elsewhere such a name is looked up again at each use.
+ *   names: every entry, also "no such name", for CACHE_TIMEOUT, except a
+ *     mapping file still being written (its map may fail and take the
+ *     name away without the kernel knowing): it is looked up again. Every
+ *     other name appears and goes only through the kernel (create, mkdir,
+ *     rename, unlink, rmdir), which updates its cache itself. (Caching
+ *     those names too, with FUSE_NOTIFY_INC_EPOCH to take them back after
+ *     a failed map, saved rm its LOOKUP but made readers racing with rm
+ *     get EIO in test_fs's concurrency test; not done.)
  *   attributes: for CACHE_TIMEOUT where they never change (directories,
  *     README, gpu/, pdb, mem, vram/raw, pagetable with its size 0, a
  *     mapped mapping file with the exact size of its description); never
@@ -430,12 +430,12 @@ static bool node_stat(struct vmmfs_fs *fs, struct fs_node *n, struct fs_handle *
 }
 
 /* Names that can vanish without the kernel seeing it: a mapping file being
- * written (its map may fail), unless the kernel can be made to forget it. */
-static double entry_timeout(struct vmmfs_fs *fs, struct fs_node *n)
+ * written (its map may fail). */
+static double entry_timeout(struct fs_node *n)
 {
 	bool live = true;
 
-	if (n->kind == N_MAPFILE && !fs->names_revocable) {
+	if (n->kind == N_MAPFILE) {
 		pthread_mutex_lock(&n->map_lock);
 		live = n->state == MAP_LIVE;
 		pthread_mutex_unlock(&n->map_lock);
@@ -453,7 +453,7 @@ static void reply_entry(fuse_req_t req, struct vmmfs_fs *fs, struct fs_node *n)
 	e.ino = n->ino;
 	cache = node_stat(fs, n, NULL, false, &e.attr);
 	e.attr_timeout = cache ? CACHE_TIMEOUT : 0.0;
-	e.entry_timeout = entry_timeout(fs, n);
+	e.entry_timeout = entry_timeout(n);
 	if (fuse_reply_entry(req, &e)) {
 		/* the kernel never got it: undo its lookup */
 		pthread_mutex_lock(&fs->lock);
@@ -638,26 +638,20 @@ static const char *map_cause(int r)
 	}
 }
 
-/* Takes a mapping file that will not become a mapping out of the tree;
- * shown: the kernel has its name, which it must forget before the close
- * that failed returns. */
-static void writer_drop(struct vmmfs_fs *fs, struct fs_handle *h, bool shown)
+/* Takes a mapping file that will not become a mapping out of the tree. */
+static void writer_drop(struct vmmfs_fs *fs, struct fs_handle *h)
 {
 	struct fs_node *n = h->node;
-	bool was_hashed;
 
 	pthread_mutex_lock(&fs->lock);
 	pthread_mutex_lock(&n->map_lock);
 	n->state = MAP_GONE;
 	pthread_mutex_unlock(&n->map_lock);
-	was_hashed = n->hashed;
-	if (was_hashed) {
+	if (n->hashed) {
 		n->as->nmaps--;
 		fs_node_unlink(fs, n);
 	}
 	pthread_mutex_unlock(&fs->lock);
-	if (was_hashed && shown)
-		fs_forget_names(fs);
 }
 
 /* Makes the mapping the parser describes, from the parser's runs as they
@@ -768,7 +762,7 @@ static int writer_commit(struct vmmfs_fs *fs, struct fs_handle *h, bool releasin
 		 * never got data (touch) leaves nothing. */
 		if (!releasing)
 			goto out_ok;
-		writer_drop(fs, h, true);
+		writer_drop(fs, h);
 		h->done = true;
 		h->result = 0;
 		goto out_ok;
@@ -802,7 +796,7 @@ static int writer_commit(struct vmmfs_fs *fs, struct fs_handle *h, bool releasin
 	goto out;
 
 fail:
-	writer_drop(fs, h, true);
+	writer_drop(fs, h);
 	h->done = true;
 	h->result = r;
 	vmmfs_mapfile_fini(&h->mf);
@@ -1365,7 +1359,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	h = handle_new(fs, FH_WRITER, n);
 	if (!h) {
 		struct fs_handle tmp = { .node = n, .as = p->as };
-		writer_drop(fs, &tmp, false);
+		writer_drop(fs, &tmp);
 		fs_as_put(fs, p->as);
 		pthread_mutex_lock(&fs->lock);
 		n->nlookup--;
@@ -1378,23 +1372,22 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	pthread_mutex_init(&h->lock, NULL);
 	vmmfs_mapfile_init(&h->mf, fs->vram_pages, fs->va_size);
 
-	/* The name is cached if a failed map can take it back from the kernel
-	 * (writer_drop), else looked up again each time until the map is made.
-	 * The attributes are the kernel's to keep while it is written (kept
+	/* The name is looked up again each time until the map is made (it
+	 * goes if the map fails). The attributes are the kernel's to keep while it is written (kept
 	 * only here: getattr of a file being written says not to): every write
 	 * makes the kernel forget the size it had, so after the first one, which
 	 * any commit needs, a stat asks again and gets the description's. */
 	memset(&e, 0, sizeof(e));
 	e.ino = n->ino;
 	e.attr_timeout = CACHE_TIMEOUT;
-	e.entry_timeout = fs->names_revocable ? CACHE_TIMEOUT : 0.0;
+	e.entry_timeout = 0.0;
 	node_stat(fs, n, NULL, false, &e.attr);
 	set_fh(fi, h);
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	if (fuse_reply_create(req, &e, fi)) {
 		/* the kernel never got it: no release will come */
-		writer_drop(fs, h, false);
+		writer_drop(fs, h);
 		pthread_mutex_lock(&fs->lock);
 		n->nlookup--;
 		pthread_mutex_unlock(&fs->lock);
@@ -1972,7 +1965,7 @@ void fs_handles_free(struct vmmfs_fs *fs)
 			/* the writer never closed: nothing is mapped for it */
 			pthread_mutex_lock(&h->lock);
 			if (!h->done) {
-				writer_drop(fs, h, false);
+				writer_drop(fs, h);
 				h->done = true;
 			}
 			pthread_mutex_unlock(&h->lock);

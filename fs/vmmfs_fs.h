@@ -188,12 +188,6 @@ struct vmmfs_fs {
 	struct fs_stream *streams; /* every open stream */
 
 	struct vmmfs_journal *jnl; /* --state, else NULL; not owned */
-
-	/* The kernel can be told to look every name up again (main.c checks
-	 * that it understands that at mount): then it may cache the names
-	 * of mapping files being written too, since a failed map can take
-	 * the name back from it at once (fs_forget_names). */
-	bool names_revocable;
 };
 
 /* ---- tree.c ---------------------------------------------------------- */
@@ -323,10 +317,6 @@ int fs_state_map_add_locked(struct vmmfs_fs *fs, struct fs_node *n, struct vmmfs
 int fs_state_sync(struct vmmfs_fs *fs, uint64_t seq, const char *path, const char *what);
 
 /* ---- main.c ---------------------------------------------------------- */
-/* Makes the kernel look up again every name it cached (when
- * fs->names_revocable): nothing is locked in the kernel for that, so it is
- * safe in any request handler. */
-void fs_forget_names(struct vmmfs_fs *fs);
 
 /* ---- ops.c ----------------------------------------------------------- */
 extern const struct fuse_lowlevel_ops vmmfs_oper;
